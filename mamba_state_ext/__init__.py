@@ -1,0 +1,21 @@
+"""mamba_state_ext: commit the accepted speculative-decoding step of every request's recurrent
+states (SSM and conv, every linear-attention layer) into the state pool, in one operator call.
+
+Importing the package makes ``torch.ops.mamba_state.update`` exist (the compiled library, or the
+same schema over a pure-PyTorch fallback); ``backend()`` says which and why.
+"""
+
+from . import reference
+from ._loader import Backend, load as _load
+from .ops import update
+
+_BACKEND = _load()
+
+
+def backend() -> Backend:
+    """What serves ``torch.ops.mamba_state.update`` in this process, with the library's build
+    facts (torch version, CUDA version, architectures) and the reason for the choice."""
+    return _BACKEND
+
+
+__all__ = ["Backend", "backend", "reference", "update"]

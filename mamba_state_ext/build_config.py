@@ -1,0 +1,140 @@
+"""How the library is built: sources, flags, CUDA toolkit and architectures.
+
+One list for ``setup.py`` and ``mamba_state_ext.jit``; ``CMakeLists.txt`` keeps its own copy, which
+``tests/test_build_config.py`` holds to this one. Imports nothing from torch, so that ``setup.py``
+can set ``CUDA_HOME`` before ``torch.utils.cpp_extension`` reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+# Architectures of a release build: Ampere, Ada, Hopper, Blackwell (data centre and RTX), plus PTX
+# for later cards; each with the first CUDA release that knows it. TORCH_CUDA_ARCH_LIST overrides.
+RELEASE_ARCHS = (("8.0", (11, 0)), ("8.6", (11, 1)), ("8.9", (11, 8)), ("9.0", (11, 8)),
+                 ("10.0", (12, 8)), ("10.3", (12, 9)), ("12.0", (12, 8)))
+
+# -fopenmp: at::parallel_for runs on one thread in a translation unit compiled without OpenMP.
+# The library then links torch's own libgomp (same soname), not a second runtime.
+OPENMP_FLAGS = ["-fopenmp"] if sys.platform.startswith("linux") else []
+CXX_FLAGS = ["-O3"] + OPENMP_FLAGS
+LINK_FLAGS = OPENMP_FLAGS
+# No --use_fast_math: conversions must round and keep denormals exactly as Tensor.to does.
+NVCC_FLAGS = ["-O3", "-lineinfo"]
+WITH_CUDA_DEFINE = "-DMAMBA_STATE_WITH_CUDA"
+
+CUDA_ENV = "MAMBA_STATE_EXT_CUDA"  # 1: build the CUDA kernel or fail; 0: skip it; unset: auto
+
+
+def sources(root: Path, *, with_cuda: bool, python_module: bool) -> list[str]:
+    """The translation units, relative to ``root``: all of csrc/ except the CUDA sources without
+    CUDA and the pybind11 module (csrc/python_module.cpp) outside setup.py's build."""
+    csrc = root / "csrc"
+    files = sorted(csrc.glob("*.cpp")) + sorted(csrc.glob("cpu/*.cpp"))
+    files += sorted(csrc.glob("cuda/*.cpp"))
+    if with_cuda:
+        files += sorted(csrc.glob("cuda/*.cu"))
+    if not python_module:
+        files = [f for f in files if f.name != "python_module.cpp"]
+    return [str(f.relative_to(root)) for f in files]
+
+
+def cxx_flags(with_cuda: bool) -> list[str]:
+    return CXX_FLAGS + ([WITH_CUDA_DEFINE] if with_cuda else [])
+
+
+def nvcc_flags() -> list[str]:
+    return NVCC_FLAGS + [WITH_CUDA_DEFINE]
+
+
+def _is_toolkit(path: Path) -> bool:
+    return (path / "bin" / "nvcc").is_file() and (path / "include" / "cuda_runtime.h").is_file()
+
+
+def find_cuda_home() -> str | None:
+    """The CUDA toolkit: $CUDA_HOME or $CUDA_PATH, else the toolkit of the nvcc on PATH (seen
+    through wrapper scripts, which torch's guess is not), else /usr/local/cuda."""
+    for variable in ("CUDA_HOME", "CUDA_PATH"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    candidates = []
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        candidates.append(Path(nvcc).resolve().parent.parent)
+    candidates.append(Path("/usr/local/cuda"))
+    for candidate in candidates:
+        if _is_toolkit(candidate):
+            return str(candidate)
+    return None
+
+
+def nvcc_version(cuda_home: str) -> tuple[int, int]:
+    output = subprocess.run(
+        [str(Path(cuda_home) / "bin" / "nvcc"), "--version"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    major, minor = re.search(r"release (\d+)\.(\d+)", output).groups()
+    return int(major), int(minor)
+
+
+def release_arch_list(cuda_version: tuple[int, int]) -> str:
+    """The architectures of a release build with this nvcc: all it knows, PTX on the last."""
+    archs = [arch for arch, since in RELEASE_ARCHS if cuda_version >= since]
+    return ";".join(archs) + "+PTX"
+
+
+def gencode_flags(arch_list: str) -> list[str]:
+    """nvcc flags for a TORCH_CUDA_ARCH_LIST-style list such as "8.0;9.0+PTX"."""
+    flags = []
+    for arch in arch_list.replace(" ", ";").split(";"):
+        if not arch:
+            continue
+        match = re.fullmatch(r"(\d+)\.(\d+)(a?)(\+PTX)?", arch)
+        if match is None:
+            raise ValueError(f"unknown CUDA architecture {arch!r} in {arch_list!r}")
+        major, minor, suffix, ptx = match.groups()
+        number = f"{major}{minor}{suffix}"
+        flags.append(f"-gencode=arch=compute_{number},code=sm_{number}")
+        if ptx:
+            flags.append(f"-gencode=arch=compute_{number},code=compute_{number}")
+    return flags
+
+
+def cuda_arch_flags(cuda_home: str) -> list[str]:
+    """TORCH_CUDA_ARCH_LIST when set, else the release list for this toolkit."""
+    arch_list = os.environ.get("TORCH_CUDA_ARCH_LIST") or release_arch_list(
+        nvcc_version(cuda_home)
+    )
+    return gencode_flags(arch_list)
+
+
+def configure_cuda(torch_cuda_version: str | None) -> bool:
+    """Decides whether to build the CUDA kernel; if so, sets CUDA_HOME for torch's build helpers.
+
+    ``torch_cuda_version`` is ``torch.version.cuda`` (None for a CPU build of torch). With
+    ``MAMBA_STATE_EXT_CUDA=1`` a missing piece is an error; unset, CUDA is built when both a CUDA
+    build of torch and a toolkit are present.
+    """
+    wanted = os.environ.get(CUDA_ENV, "auto")
+    if wanted not in ("0", "1", "auto"):
+        raise ValueError(f"{CUDA_ENV} must be 0, 1 or auto (got {wanted!r})")
+    if wanted == "0":
+        return False
+    cuda_home = find_cuda_home()
+    missing = None
+    if torch_cuda_version is None:
+        missing = "torch is a CPU build (install a CUDA build of torch)"
+    elif cuda_home is None:
+        missing = "no CUDA toolkit found (set CUDA_HOME or put nvcc on PATH)"
+    if missing:
+        if wanted == "1":
+            raise RuntimeError(f"{CUDA_ENV}=1 but {missing}")
+        print(f"mamba_state_ext: building without CUDA: {missing}")
+        return False
+    os.environ["CUDA_HOME"] = cuda_home
+    return True

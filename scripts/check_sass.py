@@ -1,0 +1,157 @@
+#!/usr/bin/env python
+"""What the CUDA kernel compiles to, checked without a GPU.
+
+Compiles csrc/cuda/update_cuda.cu to a cubin with the build's own flags (build_config.py) and
+``-Xptxas -v``, then reads the compiler's resource report and the SASS (cuobjdump, from the CUDA
+toolkit or the triton wheel that comes with torch). It fails unless, for every architecture:
+no spills, no stack frame, no local-memory instruction (LDL/STL), 128-bit global loads and stores
+present (LDG.E.128 / STG.E.128, the vectorized path) with at least UNITS_IN_FLIGHT of those loads
+issued before the first store, and registers within the budget that keeps four 256-thread blocks
+resident per SM.
+
+    python scripts/check_sass.py                 # sm_90
+    python scripts/check_sass.py --arch 8.0 9.0 10.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from mamba_state_ext import build_config  # noqa: E402
+
+KERNEL_SOURCE = ROOT / "csrc" / "cuda" / "update_cuda.cu"
+KERNEL_NAME = "update_kernel"
+REGISTER_BUDGET = 64  # 65536 registers / (4 blocks x 256 threads)
+UNITS_IN_FLIGHT = 4  # kUnitsPerThread in update_kernel.h
+
+
+def cxx_standard() -> str:
+    """The C++ standard torch was built with ("C++ Version: 202002" in its config)."""
+    match = re.search(r"C\+\+ Version: (\d{4})", torch.__config__.show())
+    return "c++20" if match and int(match.group(1)) >= 2020 else "c++17"
+
+
+def find_cuobjdump(cuda_home: str) -> str:
+    candidates = [shutil.which("cuobjdump"), str(Path(cuda_home) / "bin" / "cuobjdump")]
+    try:
+        import triton
+
+        candidates.append(str(Path(triton.__file__).parent / "backends/nvidia/bin/cuobjdump"))
+    except ImportError:
+        pass
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise SystemExit("cuobjdump not found: install the CUDA toolkit's cuobjdump, or triton")
+
+
+def compile_kernel(cuda_home: str, arch: str, cubin: Path) -> str:
+    """Compiles the kernel for one architecture; returns ptxas's report."""
+    import torch.utils.cpp_extension  # after CUDA_HOME is set, which it reads at import
+
+    includes = [f"-I{path}" for path in torch.utils.cpp_extension.include_paths()]
+    command = [
+        str(Path(cuda_home) / "bin" / "nvcc"), "-cubin", "-o", str(cubin), str(KERNEL_SOURCE),
+        f"-std={cxx_standard()}", "-Xptxas=-v", *includes,
+        *torch.utils.cpp_extension.COMMON_NVCC_FLAGS, *build_config.nvcc_flags(),
+        *build_config.gencode_flags(arch.removesuffix("+PTX")),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"nvcc failed for {arch}:\n{result.stderr}")
+    return result.stderr
+
+
+def kernel_resources(report: str) -> dict[str, int]:
+    """Registers, stack frame and spills of the kernel, from ptxas's -v report."""
+    lines = report.splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if "Compiling entry function" in line and KERNEL_NAME in line)
+    block = "\n".join(lines[start:start + 4])
+    number = lambda pattern: int(re.search(pattern, block).group(1))  # noqa: E731
+    return {
+        "registers": number(r"Used (\d+) registers"),
+        "stack_bytes": number(r"(\d+) bytes stack frame"),
+        "spill_store_bytes": number(r"(\d+) bytes spill stores"),
+        "spill_load_bytes": number(r"(\d+) bytes spill loads"),
+    }
+
+
+def sass_counts(cuobjdump: str, cubin: Path) -> dict[str, int]:
+    sass = subprocess.run([cuobjdump, "-sass", str(cubin)], check=True, capture_output=True,
+                          text=True).stdout
+    opcodes = re.findall(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)", sass)
+    # The longest run of 128-bit loads with no global store between them.
+    loads_before_store = run = 0
+    for op in opcodes:
+        if op.startswith("LDG.E.128"):
+            run += 1
+            loads_before_store = max(loads_before_store, run)
+        elif op.startswith("STG"):
+            run = 0
+    return {
+        "LDG.E.128": sum(op.startswith("LDG.E.128") for op in opcodes),
+        "STG.E.128": sum(op.startswith("STG.E.128") for op in opcodes),
+        "LDL/STL": sum(op.startswith(("LDL", "STL")) for op in opcodes),
+        "loads_before_store": loads_before_store,
+        "instructions": len(opcodes),
+    }
+
+
+def check(arch: str, cuda_home: str, cuobjdump: str) -> list[str]:
+    with tempfile.TemporaryDirectory() as scratch:
+        cubin = Path(scratch) / "update_cuda.cubin"
+        resources = kernel_resources(compile_kernel(cuda_home, arch, cubin))
+        counts = sass_counts(cuobjdump, cubin)
+    print(f"sm_{arch.replace('.', '')}: {resources['registers']} registers, "
+          f"{resources['stack_bytes']} B stack, {resources['spill_store_bytes']} B spill stores, "
+          f"{resources['spill_load_bytes']} B spill loads; SASS: {counts['LDG.E.128']} LDG.E.128, "
+          f"{counts['STG.E.128']} STG.E.128, {counts['LDL/STL']} LDL/STL, "
+          f"up to {counts['loads_before_store']} LDG.E.128 before a store, "
+          f"{counts['instructions']} instructions")
+    problems = []
+    if resources["registers"] > REGISTER_BUDGET:
+        problems.append(f"{resources['registers']} registers > budget {REGISTER_BUDGET}")
+    if resources["stack_bytes"] or resources["spill_store_bytes"] or resources["spill_load_bytes"]:
+        problems.append("stack frame or spills")
+    if counts["LDL/STL"]:
+        problems.append("local-memory instructions (LDL/STL)")
+    if not counts["LDG.E.128"] or not counts["STG.E.128"]:
+        problems.append("no 128-bit global loads/stores")
+    if counts["loads_before_store"] < UNITS_IN_FLIGHT:
+        problems.append(f"fewer than {UNITS_IN_FLIGHT} 128-bit loads in flight before a store")
+    return [f"sm_{arch}: {problem}" for problem in problems]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", nargs="+", default=["9.0"],
+                        help="compute capabilities, as in TORCH_CUDA_ARCH_LIST (default 9.0)")
+    arguments = parser.parse_args()
+    cuda_home = build_config.find_cuda_home()
+    if cuda_home is None:
+        raise SystemExit("no CUDA toolkit found (set CUDA_HOME or put nvcc on PATH)")
+    os.environ["CUDA_HOME"] = cuda_home
+    cuobjdump = find_cuobjdump(cuda_home)
+    problems = [problem for arch in arguments.arch for problem in check(arch, cuda_home, cuobjdump)]
+    for problem in problems:
+        print(f"FAIL {problem}")
+    if not problems:
+        print("OK: no spills, no local memory, 128-bit loads and stores, "
+              f"{UNITS_IN_FLIGHT} loads in flight before a store")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

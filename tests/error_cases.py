@@ -1,0 +1,169 @@
+"""Every error a user can reach, with the exception and the words its message must contain.
+
+test_errors.py runs each case on every surface it names; the README's error table is this table
+(``python tests/error_cases.py`` prints it; test_readme.py checks they agree). Each case edits a
+valid CPU call (``valid_call``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import torch
+
+# The surfaces: the raw op (compiled or fallback), the fallback called directly, the wrapper with
+# check=True, and the shape-only fake kernel (torch.compile / FakeTensor).
+OP, FALLBACK, WRAPPER, FAKE = "op", "fallback", "wrapper", "fake"
+STRUCTURAL = (OP, FALLBACK, WRAPPER, FAKE)
+NEEDS_DATA = (OP, FALLBACK, WRAPPER)  # overlap and index ranges: real tensors on the CPU
+
+
+RAISED_BY = {
+    STRUCTURAL: "op, wrapper, fake kernel",
+    NEEDS_DATA: "op, wrapper",
+    (WRAPPER,): "wrapper",
+}
+RANGE = "op on CPU, wrapper; on CUDA: entry_status"
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorCase:
+    id: str
+    edit: Callable[[dict], None]
+    exception: type[Exception]
+    message: str
+    surfaces: tuple[str, ...]
+    raised_by: str = ""  # the README's words; by default from the surfaces
+
+    def where(self) -> str:
+        return self.raised_by or RAISED_BY[self.surfaces]
+
+
+def valid_call() -> dict:
+    """An SSM-like and a conv-like pool, 3 entries, everything in range."""
+    return dict(
+        states=[torch.zeros(3, 10, 4), torch.zeros(3, 10, 5, 3, dtype=torch.bfloat16)],
+        intermediates=[torch.ones(3, 6, 4, 4), torch.ones(3, 6, 4, 5, 3, dtype=torch.bfloat16)],
+        dst_slots=torch.tensor([1, 2, 3]),
+        steps=torch.tensor([0, 1, 2]),
+        src_rows=torch.tensor([0, 1, 2]),
+        step_offset=0,
+        entry_status=None,
+    )
+
+
+def _set(**changes):
+    def edit(call):
+        call.update(changes)
+
+    return edit
+
+
+def _set_item(name, k, value):
+    def edit(call):
+        call[name][k] = value(call) if callable(value) else value
+
+    return edit
+
+
+def _also(*edits):
+    def edit(call):
+        for one in edits:
+            one(call)
+
+    return edit
+
+
+def _status_is_dst_slots(call):
+    call["dst_slots"] = torch.tensor([1, 2, 3], dtype=torch.int32)
+    call["entry_status"] = call["dst_slots"]
+
+
+CASES = [
+    ErrorCase("empty-states", _set(states=[], intermediates=[]), ValueError,
+              "states is empty: pass at least one state pool", STRUCTURAL),
+    ErrorCase("list-lengths", lambda c: c["intermediates"].pop(), ValueError,
+              "states has 2 tensors but intermediates has 1", STRUCTURAL),
+    ErrorCase("state-rank", _set_item("states", 0, torch.zeros(3)), ValueError,
+              "states[0] must be [layers, slots, *entry] (got shape [3])", STRUCTURAL),
+    ErrorCase("intermediate-rank", _set_item("intermediates", 1, torch.zeros(3, 6)), ValueError,
+              "intermediates[1] must be [layers, rows, steps, *entry] (got shape [3, 6])",
+              STRUCTURAL),
+    ErrorCase("entry-rank",
+              _also(_set_item("states", 0, torch.zeros(3, 10, *[1] * 9)),
+                    _set_item("intermediates", 0, torch.zeros(3, 6, 4, *[1] * 9))),
+              ValueError, "states[0] has 9 entry dims; at most 8 are supported", STRUCTURAL),
+    ErrorCase("layers", _set_item("intermediates", 0, torch.ones(2, 6, 4, 4)), ValueError,
+              "intermediates[0] has 2 layers but states[0] has 3", STRUCTURAL),
+    ErrorCase("entry-shape",
+              _set_item("intermediates", 1, torch.ones(3, 6, 4, 5, 4, dtype=torch.bfloat16)),
+              ValueError, "intermediates[1] has entry shape [5, 4] but states[1] has [5, 3]",
+              STRUCTURAL),
+    ErrorCase("slots-differ", _set_item("states", 1, torch.zeros(3, 9, 5, 3, dtype=torch.bfloat16)),
+              ValueError, "states[1] has 9 slots but states[0] has 10: every pool must have the "
+              "same slots", STRUCTURAL),
+    ErrorCase("rows-steps-differ",
+              _set_item("intermediates", 1, torch.ones(3, 6, 3, 5, 3, dtype=torch.bfloat16)),
+              ValueError, "intermediates[1] has 6 rows and 3 steps but intermediates[0] has 6 "
+              "rows and 4 steps", STRUCTURAL),
+    ErrorCase("dtype-pair", _set_item("states", 0, torch.zeros(3, 10, 4, dtype=torch.int32)),
+              TypeError, "states[0] is torch.int32 but intermediates[0] is torch.float32: only "
+              "float32, float16 and bfloat16 convert to one another", STRUCTURAL),
+    ErrorCase("slots-dtype", _set(dst_slots=torch.tensor([1.0, 2.0, 3.0])), TypeError,
+              "dst_slots must be int32 or int64 (got torch.float32)", STRUCTURAL),
+    ErrorCase("steps-dtype", _set(steps=torch.tensor([0, 1, 2], dtype=torch.int16)), TypeError,
+              "steps must be int32 or int64 (got torch.int16)", STRUCTURAL),
+    ErrorCase("rows-dtype", _set(src_rows=torch.tensor([0, 1, 2], dtype=torch.uint8)), TypeError,
+              "src_rows must be int32 or int64 (got torch.uint8)", STRUCTURAL),
+    ErrorCase("slots-rank", _set(dst_slots=torch.tensor([[1, 2, 3]])), ValueError,
+              "dst_slots must be 1-D (got shape [1, 3])", STRUCTURAL),
+    ErrorCase("steps-length", _set(steps=torch.tensor([0, 1])), ValueError,
+              "steps has 2 entries but dst_slots has 3", STRUCTURAL),
+    ErrorCase("rows-length", _set(src_rows=torch.tensor([0, 1, 2, 3])), ValueError,
+              "src_rows has 4 entries but dst_slots has 3", STRUCTURAL),
+    ErrorCase("status-dtype", _set(entry_status=torch.zeros(3, dtype=torch.int64)), TypeError,
+              "entry_status must be int32 (got torch.int64)", STRUCTURAL),
+    ErrorCase("status-shape", _set(entry_status=torch.zeros(4, dtype=torch.int32)), ValueError,
+              "entry_status must have shape [3], one per entry (got [4])", STRUCTURAL),
+    ErrorCase("device", _set_item("intermediates", 1,
+                                  torch.ones(3, 6, 4, 5, 3, dtype=torch.bfloat16, device="meta")),
+              ValueError, "intermediates[1] is on meta but states[0] is on cpu", NEEDS_DATA),
+    ErrorCase("self-overlap", _set_item("states", 0, torch.zeros(3, 1, 4).expand(3, 10, 4)),
+              ValueError, "states[0] has elements that share memory (an expanded or overlapping "
+              "view)", NEEDS_DATA),
+    ErrorCase("state-overlaps-source",
+              _set_item("intermediates", 0, lambda c: c["states"][0][:, :6].unsqueeze(2)
+                        .expand(3, 6, 4, 4)),
+              ValueError, "states[0] shares memory with intermediates[0]", NEEDS_DATA),
+    ErrorCase("status-overlaps-index", _status_is_dst_slots, ValueError,
+              "entry_status shares memory with dst_slots", NEEDS_DATA),
+    ErrorCase("slot-range", _set(dst_slots=torch.tensor([1, 10, 3])), IndexError,
+              "entry 1: dst slot 10 is out of range [0, 10)", NEEDS_DATA, RANGE),
+    ErrorCase("slot-negative", _set(dst_slots=torch.tensor([1, 2, -1])), IndexError,
+              "entry 2: dst slot -1 is out of range [0, 10)", NEEDS_DATA, RANGE),
+    ErrorCase("row-range", _set(src_rows=torch.tensor([0, 6, 2])), IndexError,
+              "entry 1: src row 6 is out of range [0, 6)", NEEDS_DATA, RANGE),
+    ErrorCase("default-row-range",
+              _set(src_rows=None, dst_slots=torch.arange(7), steps=torch.zeros(7, dtype=torch.long)),
+              IndexError, "entry 6: src row 6 is out of range [0, 6)", NEEDS_DATA, RANGE),
+    ErrorCase("step-range", _set(steps=torch.tensor([0, 3, 2]), step_offset=1), IndexError,
+              "entry 1: step 4 (steps[1] + step_offset) is out of range [0, 4)", NEEDS_DATA, RANGE),
+    ErrorCase("duplicate-slots", _set(dst_slots=torch.tensor([5, 2, 5])), IndexError,
+              "entries 0 and 2 both write dst slot 5", (WRAPPER,)),
+    ErrorCase("states-type", _set(states="pool"), TypeError,
+              "states must be a tensor or a list of tensors", (WRAPPER,)),
+]
+
+
+def markdown_table() -> str:
+    """The README's error table."""
+    rows = ["| exception | message (example) | raised by |", "|---|---|---|"]
+    for case in CASES:
+        message = case.message.replace("|", "\\|")
+        rows.append(f"| `{case.exception.__name__}` | {message} | {case.where()} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -1,0 +1,280 @@
+"""mamba_state::update against the per-entry reference (reference.loop_update), bit for bit, on
+every implementation: the raw op, the wrapper, the Python fallback, and the CUDA kernel's grid run
+on the CPU. Each test compares the whole storage under the pools, so a byte written outside the
+selected slots fails it."""
+
+import pytest
+import torch
+
+from helpers import (
+    CUDA,
+    COMPILED,
+    FLOAT_PAIRS,
+    IMPLEMENTATIONS,
+    RAW_DTYPES,
+    assert_same_bits,
+    implementation_params,
+    make_indices,
+    make_intermediate,
+    make_pool,
+    run_cuda_grid_on_cpu,
+)
+from mamba_state_ext import checks
+from mamba_state_ext.reference import loop_update
+
+# Not powers of two, on purpose.
+LAYERS, SLOTS, ROWS, STEPS = 3, 11, 7, 5
+
+
+def check_against_reference(
+    implementation, device, *, kinds, num_entries=6, index_dtypes=(torch.int64,) * 3,
+    step_offset=0, with_src_rows=True, seed=0,
+):
+    """kinds: (entry shape, state dtype, intermediate dtype, state layout, intermediate layout)."""
+    generator = torch.Generator().manual_seed(seed)
+    pools, intermediates = [], []
+    for entry, dst_dtype, src_dtype, dst_layout, src_layout in kinds:
+        pools.append(make_pool((LAYERS, SLOTS, *entry), dst_dtype, dst_layout, generator, device))
+        intermediates.append(
+            make_intermediate((LAYERS, ROWS, STEPS, *entry), src_dtype, src_layout, generator,
+                              device)
+        )
+    slots, steps, rows = make_indices(
+        num_entries, SLOTS, ROWS, STEPS, generator, step_offset=step_offset,
+        index_dtypes=index_dtypes, with_src_rows=with_src_rows, device=device,
+    )
+    expected = [pool.clone() for pool in pools]
+    loop_update([p.view for p in expected], intermediates, slots, steps, rows,
+                step_offset=step_offset)
+    IMPLEMENTATIONS[implementation](
+        [p.view for p in pools], intermediates, slots, steps, rows, step_offset=step_offset
+    )
+    for pool, reference in zip(pools, expected):
+        assert_same_bits(pool.parent, reference.parent)
+
+
+@pytest.mark.parametrize("implementation,device", implementation_params())
+@pytest.mark.parametrize(
+    "dst_dtype,src_dtype",
+    FLOAT_PAIRS + [(dtype, dtype) for dtype in RAW_DTYPES],
+    ids=lambda dtype: str(dtype).removeprefix("torch."),
+)
+def test_dtype_pairs(implementation, device, dst_dtype, src_dtype):
+    kind = ((6, 8), dst_dtype, src_dtype, "contiguous", "contiguous")
+    check_against_reference(implementation, device, kinds=[kind])
+
+
+@pytest.mark.parametrize("implementation,device", implementation_params())
+@pytest.mark.parametrize("dst_layout", ["contiguous", "sliced", "permuted"])
+@pytest.mark.parametrize("src_layout", ["contiguous", "sliced", "permuted", "window"])
+@pytest.mark.parametrize(
+    "dst_dtype,src_dtype", [(torch.float32, torch.float32), (torch.float32, torch.bfloat16),
+                            (torch.bfloat16, torch.bfloat16)], ids=["f32", "bf16-to-f32", "bf16"],
+)
+def test_layouts(implementation, device, dst_layout, src_layout, dst_dtype, src_dtype):
+    kind = ((6, 4), dst_dtype, src_dtype, dst_layout, src_layout)
+    check_against_reference(implementation, device, kinds=[kind], seed=1)
+
+
+@pytest.mark.parametrize("implementation,device", implementation_params())
+@pytest.mark.parametrize("slot_dtype", [torch.int32, torch.int64], ids=["slots32", "slots64"])
+@pytest.mark.parametrize("step_dtype", [torch.int32, torch.int64], ids=["steps32", "steps64"])
+@pytest.mark.parametrize("row_dtype", [None, torch.int32, torch.int64],
+                         ids=["no-rows", "rows32", "rows64"])
+def test_index_dtypes(implementation, device, slot_dtype, step_dtype, row_dtype):
+    kind = ((5,), torch.float32, torch.float32, "contiguous", "contiguous")
+    check_against_reference(
+        implementation, device, kinds=[kind], index_dtypes=(slot_dtype, step_dtype, row_dtype),
+        with_src_rows=row_dtype is not None, num_entries=ROWS, seed=2,
+    )
+
+
+@pytest.mark.parametrize("implementation,device", implementation_params())
+@pytest.mark.parametrize("step_offset", [-1, 0, 1])
+def test_step_offset(implementation, device, step_offset):
+    kind = ((4, 3), torch.float32, torch.float16, "contiguous", "contiguous")
+    check_against_reference(implementation, device, kinds=[kind], step_offset=step_offset,
+                            seed=3)
+
+
+@pytest.mark.parametrize("implementation,device", implementation_params())
+def test_ssm_and_conv_in_one_call(implementation, device):
+    """The real call: an SSM pool (float32) and a conv pool (bfloat16, de-duplicated windows)."""
+    kinds = [((2, 8, 8), torch.float32, torch.float32, "contiguous", "contiguous"),
+             ((24, 3), torch.bfloat16, torch.bfloat16, "contiguous", "window")]
+    check_against_reference(implementation, device, kinds=kinds, num_entries=SLOTS, seed=4)
+
+
+@pytest.mark.parametrize("implementation,device", implementation_params())
+def test_more_kinds_than_one_launch_holds(implementation, device):
+    kinds = [((k + 1, 3), torch.float32, torch.float16, "contiguous", "contiguous")
+             for k in range(11)]
+    check_against_reference(implementation, device, kinds=kinds, seed=5)
+
+
+@pytest.mark.parametrize("implementation,device", implementation_params())
+@pytest.mark.parametrize(
+    "entry,num_entries",
+    [((), 5), ((0, 3), 5), ((1, 1, 7), 5), ((5,), 0), ((3,), 1), ((2, 3, 2, 3, 2, 1, 2, 3), 4)],
+    ids=["scalar-entry", "empty-entry", "unit-dims", "no-entries", "one-entry", "rank-8"],
+)
+def test_edge_shapes(implementation, device, entry, num_entries):
+    kind = (entry, torch.float32, torch.bfloat16, "contiguous", "contiguous")
+    check_against_reference(implementation, device, kinds=[kind], num_entries=num_entries,
+                            seed=6)
+
+
+@pytest.mark.parametrize("implementation,device", implementation_params())
+def test_zero_layers(implementation, device):
+    state = torch.zeros(0, 4, 3, device=device)
+    implementation_fn = IMPLEMENTATIONS[implementation]
+    implementation_fn([state], [torch.zeros(0, 2, 2, 3, device=device)],
+                      torch.tensor([1], device=device), torch.tensor([0], device=device))
+
+
+@pytest.mark.parametrize("implementation,device", implementation_params())
+def test_all_entries_skipped(implementation, device):
+    """Every entry skipped (a padded CUDA-graph batch with nothing accepted): nothing changes,
+    and the garbage in the skipped entries' slots and rows is not checked."""
+    pool = make_pool((LAYERS, SLOTS, 4), torch.float32, "contiguous", torch.Generator(), device)
+    before = pool.parent.clone()
+    intermediate = torch.randn(LAYERS, ROWS, STEPS, 4, device=device)
+    slots = torch.tensor([-5, 99, 3], device=device)
+    IMPLEMENTATIONS[implementation]([pool.view], [intermediate], slots,
+                                    torch.tensor([-1, -2, 0], device=device),
+                                    torch.tensor([123, -4, 0], device=device), step_offset=-1)
+    assert_same_bits(pool.parent, before)
+
+
+BAD_ENTRIES = [
+    # (dst slot, src row, step, status bits)
+    (SLOTS, 0, 0, checks.SLOT_OUT_OF_RANGE),
+    (-1, 0, 0, checks.SLOT_OUT_OF_RANGE),
+    (0, ROWS, 0, checks.ROW_OUT_OF_RANGE),
+    (0, -3, 0, checks.ROW_OUT_OF_RANGE),
+    (0, 0, STEPS, checks.STEP_OUT_OF_RANGE),
+    (SLOTS + 5, -1, STEPS + 2,
+     checks.SLOT_OUT_OF_RANGE | checks.ROW_OUT_OF_RANGE | checks.STEP_OUT_OF_RANGE),
+]
+
+
+def bad_entry_call(device, bad):
+    """Entries 0 and 2 are good, entry 1 is bad, entry 3 is skipped with garbage indices."""
+    bad_slot, bad_row, bad_step, _ = bad
+    generator = torch.Generator().manual_seed(7)
+    pool = make_pool((LAYERS, SLOTS, 6, 4), torch.float32, "contiguous", generator, device)
+    intermediate = make_intermediate((LAYERS, ROWS, STEPS, 6, 4), torch.bfloat16, "contiguous",
+                                     generator, device)
+    slots = torch.tensor([4, bad_slot, 9, -100], device=device)
+    rows = torch.tensor([1, bad_row, 6, 1000], device=device)
+    steps = torch.tensor([2, bad_step, 0, -1], device=device, dtype=torch.int32)
+    return pool, intermediate, slots, steps, rows
+
+
+@pytest.mark.parametrize("bad", BAD_ENTRIES, ids=lambda bad: f"status{bad[3]}")
+@pytest.mark.parametrize(
+    "implementation,device",
+    [pytest.param("grid", "cpu", marks=COMPILED), pytest.param("op", "cuda", marks=[CUDA, COMPILED]),
+     pytest.param("fallback", "cuda", marks=CUDA)],
+)
+def test_bad_entry_without_sync(implementation, device, bad):
+    """Where the op cannot raise (CUDA): a bad entry is applied nowhere, the good ones are, and
+    entry_status says which bound the bad one broke."""
+    pool, intermediate, slots, steps, rows = bad_entry_call(device, bad)
+    expected = pool.clone()
+    good = torch.tensor([True, False, True, True], device=device)
+    loop_update([expected.view], [intermediate], slots[good], steps[good], rows[good])
+    status = torch.full((4,), -1, dtype=torch.int32, device=device)
+    IMPLEMENTATIONS[implementation]([pool.view], [intermediate], slots, steps, rows,
+                                    entry_status=status)
+    assert_same_bits(pool.parent, expected.parent)
+    assert status.tolist() == [0, bad[3], 0, 0]
+
+
+@pytest.mark.parametrize("bad", BAD_ENTRIES, ids=lambda bad: f"status{bad[3]}")
+@pytest.mark.parametrize("implementation", ["op", "fallback", "wrapper"])
+def test_bad_entry_raises_on_cpu_before_writing(implementation, bad):
+    pool, intermediate, slots, steps, rows = bad_entry_call("cpu", bad)
+    before = pool.parent.clone()
+    status = torch.full((4,), -1, dtype=torch.int32)
+    with pytest.raises(IndexError, match=r"mamba_state.update: entry 1: "):
+        IMPLEMENTATIONS[implementation]([pool.view], [intermediate], slots, steps, rows,
+                                        entry_status=status)
+    assert_same_bits(pool.parent, before)
+    assert status.tolist() == [-1] * 4
+
+
+@pytest.mark.parametrize("implementation", ["op", "fallback"])
+def test_entry_status_on_cpu(implementation):
+    pool, intermediate, slots, steps, rows = bad_entry_call("cpu", (0, 0, 0, 0))
+    status = torch.full((8,), -1, dtype=torch.int32)[::2]  # strided, to check the stride is used
+    IMPLEMENTATIONS[implementation]([pool.view], [intermediate], slots, steps, rows,
+                                    entry_status=status)
+    assert status.tolist() == [0, 0, 0, 0]
+
+
+@COMPILED
+@pytest.mark.parametrize(
+    "dst_dtype,src_dtype,dst_layout,src_layout,unit_elements",
+    [(torch.float32, torch.float32, "contiguous", "contiguous", 4),
+     (torch.bfloat16, torch.bfloat16, "contiguous", "contiguous", 8),
+     (torch.float32, torch.bfloat16, "contiguous", "contiguous", 4),
+     (torch.float16, torch.float32, "contiguous", "contiguous", 4),
+     (torch.float16, torch.bfloat16, "contiguous", "contiguous", 8),
+     (torch.complex128, torch.complex128, "contiguous", "contiguous", 1),
+     (torch.float32, torch.float32, "permuted", "permuted", 4),  # merges back into one run
+     (torch.float32, torch.float32, "contiguous", "permuted", 1),
+     (torch.float32, torch.float32, "sliced", "contiguous", 1)],
+)
+def test_grid_uses_16_byte_units_when_aligned(dst_dtype, src_dtype, dst_layout, src_layout,
+                                              unit_elements):
+    """The launch plan: 16-byte units (on the wider side) for aligned contiguous runs, single
+    elements otherwise,
+    and one launch of status blocks + N x L x tiles blocks."""
+    generator = torch.Generator().manual_seed(8)
+    entry = (8, 320)
+    pool = make_pool((LAYERS, SLOTS, *entry), dst_dtype, dst_layout, generator)
+    intermediate = make_intermediate((LAYERS, ROWS, STEPS, *entry), src_dtype, src_layout,
+                                     generator)
+    slots, steps, rows = make_indices(5, SLOTS, ROWS, STEPS, generator)
+    expected = pool.clone()
+    loop_update([expected.view], [intermediate], slots, steps, rows)
+    status = torch.empty(5, dtype=torch.int32)
+    launches = run_cuda_grid_on_cpu([pool.view], [intermediate], slots, steps, rows,
+                                    entry_status=status)
+    units = 8 * 320 // unit_elements
+    tiles = -(-units // 1024)
+    assert launches == [{"blocks": 1 + 5 * LAYERS * tiles,
+                         "states": [{"unit_elements": unit_elements, "tiles_per_entry": tiles}]}]
+    assert_same_bits(pool.parent, expected.parent)
+
+
+@COMPILED
+def test_grid_launch_count():
+    """Up to eight state kinds share one launch; an 11-kind call takes two."""
+    states = [torch.zeros(2, 4, 16) for _ in range(11)]
+    intermediates = [torch.ones(2, 3, 2, 16) for _ in range(11)]
+    launches = run_cuda_grid_on_cpu(states, intermediates, torch.tensor([0, 3]),
+                                    torch.tensor([1, 0]))
+    assert [len(launch["states"]) for launch in launches] == [8, 3]
+    for state in states:
+        assert state[:, [0, 3]].eq(1).all() and not state[:, [1, 2]].any()
+
+
+@pytest.mark.parametrize("implementation", [pytest.param("op", marks=COMPILED), "fallback",
+                                            pytest.param("grid", marks=COMPILED)])
+def test_offsets_past_2_to_the_31(implementation):
+    """A source row and a destination slot more than 2**31 elements from the start. torch.empty
+    only maps the pages that are written, so this needs about 3 MiB of memory, not 4 GiB."""
+    entry = 1 << 20
+    far = (1 << 31) // entry + 1  # 2049: offset 2049 * 2**20 > 2**31
+    pool = torch.empty(1, far + 1, entry, dtype=torch.uint8)
+    intermediate = torch.empty(1, far + 1, 1, entry, dtype=torch.uint8)
+    source = torch.randint(0, 256, (entry,), dtype=torch.uint8)
+    intermediate[0, far, 0] = source
+    pool[0, 0] = 0
+    pool[0, far] = 0
+    IMPLEMENTATIONS[implementation]([pool], [intermediate], torch.tensor([far, 0]),
+                                    torch.tensor([0, -1]), torch.tensor([far, far]))
+    assert torch.equal(pool[0, far], source)
+    assert not pool[0, 0].any()
