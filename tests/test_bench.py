@@ -1,0 +1,50 @@
+"""The benchmark runs end to end on the CPU, checks every method before timing it, and writes the
+JSON shape that results from different machines are compared in."""
+
+import json
+
+import pytest
+
+from mamba_state_ext import bench
+
+JSON_KEYS = {"device", "card", "torch", "threads", "date", "results"}
+RESULT_KEYS = {"preset", "n", "method", "median_us", "bytes", "gbps", "extra_mib"}
+
+
+def test_quick_run_on_cpu(tmp_path, capsys):
+    json_path, plot_path = tmp_path / "results.json", tmp_path / "plot.png"
+    code = bench.main(["--quick", "--device", "cpu", "--json", str(json_path),
+                       "--plot", str(plot_path)])
+    output = capsys.readouterr().out
+    assert code == 0, output
+    report = json.loads(json_path.read_text())
+    assert set(report) == JSON_KEYS and report["device"] == "cpu"
+    assert all(set(result) == RESULT_KEYS for result in report["results"])
+    measured = {(r["n"], r["method"]) for r in report["results"]}
+    cpu_methods = ["loop", "vectorized", "mamba_state", "copy"]
+    assert measured == {(n, m) for n in bench.QUICK_N["cpu"] for m in cpu_methods}
+    assert all(r["median_us"] > 0 and r["gbps"] > 0 for r in report["results"])
+    assert "preset qwen3-next-tp4" in output and "vs vectorized" in output
+    pytest.importorskip("matplotlib")
+    assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_wrong_result_fails_the_run(monkeypatch, capsys):
+    def broken(workload, index_set):
+        bench._ours(workload, index_set)
+        workload.states[0][:, workload.index_sets[index_set][0][0]] += 1
+
+    monkeypatch.setitem(bench.METHODS, "mamba_state", (broken, True))
+    code = bench.main(["--device", "cpu", "--preset", "small", "--n", "2", "--reps", "3",
+                       "--methods", "vectorized", "mamba_state"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "N=2 mamba_state: FAILED: result differs from the reference" in captured.err
+    assert "mamba_state" not in [line.split()[1] for line in captured.out.splitlines()
+                                 if line.strip().startswith("2 ")]
+
+
+def test_layers_override_renames_the_preset(capsys):
+    assert bench.main(["--device", "cpu", "--preset", "small", "--layers", "2", "--n", "1",
+                       "--reps", "3", "--methods", "mamba_state"]) == 0
+    assert "preset small-2layers: 2 layers" in capsys.readouterr().out
