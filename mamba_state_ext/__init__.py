@@ -5,17 +5,17 @@ Importing the package makes ``torch.ops.mamba_state.update`` exist (the compiled
 same schema over a pure-PyTorch fallback); ``backend()`` says which and why.
 """
 
-from . import reference
-from ._loader import Backend, load as _load
+from . import _loader, reference
+from ._loader import Backend
 from .ops import update
 
-_BACKEND = _load()
+_loader.load()
 
 
 def backend() -> Backend:
     """What serves ``torch.ops.mamba_state.update`` in this process, with the library's build
     facts (torch version, CUDA version, architectures) and the reason for the choice."""
-    return _BACKEND
+    return _loader.current()
 
 
 __all__ = ["Backend", "backend", "reference", "update"]

@@ -12,6 +12,7 @@ import ctypes
 import dataclasses
 import os
 import warnings
+from collections.abc import Callable
 
 import torch
 
@@ -64,9 +65,7 @@ def _load_library() -> tuple[str, dict[str, str]]:
             torch.ops.load_library(path)
         except (OSError, RuntimeError) as error:
             raise ImportError(_explain(error, f"{LIBRARY_ENV}={path}")) from error
-        read_info = ctypes.CDLL(path).mamba_state_build_info
-        read_info.restype = ctypes.c_char_p
-        return path, parse_build_info(read_info().decode())
+        return path, _read_build_info(path)
     try:
         from . import _C
     except ImportError as error:
@@ -75,6 +74,7 @@ def _load_library() -> tuple[str, dict[str, str]]:
 
 
 def _warn_if_other_torch(build: dict[str, str]) -> None:
+    """A library that loaded although built against another torch: it may still break."""
     built_with = build.get("torch", "")
     running = torch.__version__.split("+")[0]
     if built_with.split(".")[:2] != running.split(".")[:2]:
@@ -86,37 +86,75 @@ def _warn_if_other_torch(build: dict[str, str]) -> None:
         )
 
 
-_fallback_library: torch.library.Library | None = None
+# What this module registered from Python: the fallback's "DEF" library, or the "IMPL" library
+# that sends CUDA tensors to the fallback; kept alive for the life of the process.
+_python_library: torch.library.Library | None = None
+_current: Backend | None = None
 
 
 def _register_fallback(reason: str) -> Backend:
-    global _fallback_library
-    _fallback_library = torch.library.Library("mamba_state", "DEF")
-    fallback.define(_fallback_library)
+    global _python_library
+    _python_library = torch.library.Library("mamba_state", "DEF")
+    fallback.define(_python_library)
     return Backend("python", "python" if torch.version.cuda else "none", None, {}, reason)
 
 
+def _read_build_info(path: str) -> dict[str, str]:
+    read_info = ctypes.CDLL(path).mamba_state_build_info
+    read_info.restype = ctypes.c_char_p
+    return parse_build_info(read_info().decode())
+
+
+def _compiled_backend(path: str, build: dict[str, str], reason: str) -> Backend:
+    """Registers the fake kernel for a library just loaded, and Python for CUDA tensors if the
+    library has no CUDA kernel."""
+    global _python_library
+    _warn_if_other_torch(build)
+    torch.library.register_fake("mamba_state::update", checks.fake_update)
+    if build.get("cuda", "none") != "none":
+        return Backend("compiled", "compiled", path, build, reason)
+    if torch.version.cuda is None:
+        return Backend("compiled", "none", path, build, reason)
+    _python_library = torch.library.Library("mamba_state", "IMPL")
+    _python_library.impl("update", fallback.update, "CUDA")
+    return Backend("compiled", "python", path, build, f"{reason}; library built without CUDA")
+
+
 def load() -> Backend:
+    """Called once, by importing the package."""
+    global _current
     choice = os.environ.get(BACKEND_ENV, "auto")
     if choice not in ("auto", "compiled", "python"):
         raise ValueError(f"{BACKEND_ENV} must be auto, compiled or python (got {choice!r})")
     if choice == "python":
-        return _register_fallback(f"{BACKEND_ENV}=python")
+        _current = _register_fallback(f"{BACKEND_ENV}=python")
+        return _current
     try:
         path, build = _load_library()
     except ImportError as error:
         if choice == "compiled":
             raise
-        return _register_fallback(f"Python fallback: {error}")
-    _warn_if_other_torch(build)
-    torch.library.register_fake("mamba_state::update", checks.fake_update)
-    reason = f"{BACKEND_ENV}={choice}"
-    if build.get("cuda", "none") != "none":
-        return Backend("compiled", "compiled", path, build, reason)
-    if torch.version.cuda is None:
-        return Backend("compiled", "none", path, build, reason)
-    # A CPU-only build inside a CUDA build of torch: CUDA tensors take the Python fallback.
-    global _fallback_library
-    _fallback_library = torch.library.Library("mamba_state", "IMPL")
-    _fallback_library.impl("update", fallback.update, "CUDA")
-    return Backend("compiled", "python", path, build, f"{reason}; library built without CUDA")
+        _current = _register_fallback(f"Python fallback: {error}")
+        return _current
+    _current = _compiled_backend(path, build, f"{BACKEND_ENV}={choice}")
+    return _current
+
+
+def current() -> Backend:
+    return _current
+
+
+def replace_fallback(load_library: Callable[[], str], reason: str) -> Backend:
+    """Swaps the Python fallback for the library that ``load_library`` loads (and returns the path
+    of); an operator namespace can be defined only once per process, so the fallback's definition
+    goes first. If loading fails, the fallback comes back."""
+    global _current
+    assert _current.name == "python", "only the Python fallback can be replaced"
+    _python_library._destroy()
+    try:
+        path = load_library()
+    except BaseException:
+        _current = _register_fallback(_current.reason)
+        raise
+    _current = _compiled_backend(path, _read_build_info(path), reason)
+    return _current

@@ -1,6 +1,7 @@
 """The one list of sources, flags and architectures (mamba_state_ext/build_config.py), and the
 CUDA kernel's compiled form, read without a GPU."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,25 @@ def test_cuda_switch(monkeypatch):
         build_config.configure_cuda("13.0")
 
 
+def cmake_list(name):
+    """The items of set(NAME ...) in CMakeLists.txt."""
+    text = (ROOT / "CMakeLists.txt").read_text()
+    return re.search(rf"^set\({name} (.*?)\)", text, re.M | re.S).group(1).split()
+
+
+def test_cmake_agrees():
+    """CMake cannot read build_config.py: its copies of the lists must match."""
+    assert cmake_list("MAMBA_STATE_NVCC_FLAGS") == build_config.NVCC_FLAGS
+    assert cmake_list("MAMBA_STATE_CXX_FLAGS") + build_config.OPENMP_FLAGS == build_config.CXX_FLAGS
+    archs = [pair.split(":") for pair in cmake_list("MAMBA_STATE_RELEASE_ARCHS")]
+    assert [(arch, tuple(int(v) for v in since.split("."))) for arch, since in archs] == \
+        list(build_config.RELEASE_ARCHS)
+    text = (ROOT / "CMakeLists.txt").read_text()
+    assert "csrc/*.cpp csrc/cpu/*.cpp csrc/cuda/*.cpp" in text and "csrc/cuda/*.cu" in text
+    assert "list(REMOVE_ITEM sources ${CMAKE_CURRENT_SOURCE_DIR}/csrc/python_module.cpp)" in text
+
+
+@pytest.mark.build
 @pytest.mark.skipif(build_config.find_cuda_home() is None, reason="needs a CUDA toolkit (nvcc)")
 def test_kernel_registers_spills_and_vector_accesses():
     """scripts/check_sass.py: no spills or local memory, 128-bit loads and stores, 4 in flight."""

@@ -9,6 +9,7 @@ import torch
 from helpers import (
     CUDA,
     COMPILED,
+    PYTHON_MODULE,
     FLOAT_PAIRS,
     IMPLEMENTATIONS,
     RAW_DTYPES,
@@ -174,7 +175,8 @@ def bad_entry_call(device, bad):
 @pytest.mark.parametrize("bad", BAD_ENTRIES, ids=lambda bad: f"status{bad[3]}")
 @pytest.mark.parametrize(
     "implementation,device",
-    [pytest.param("grid", "cpu", marks=COMPILED), pytest.param("op", "cuda", marks=[CUDA, COMPILED]),
+    [pytest.param("grid", "cpu", marks=PYTHON_MODULE),
+     pytest.param("op", "cuda", marks=[CUDA, COMPILED]),
      pytest.param("fallback", "cuda", marks=CUDA)],
 )
 def test_bad_entry_without_sync(implementation, device, bad):
@@ -213,7 +215,7 @@ def test_entry_status_on_cpu(implementation):
     assert status.tolist() == [0, 0, 0, 0]
 
 
-@COMPILED
+@PYTHON_MODULE
 @pytest.mark.parametrize(
     "dst_dtype,src_dtype,dst_layout,src_layout,unit_elements",
     [(torch.float32, torch.float32, "contiguous", "contiguous", 4),
@@ -249,7 +251,7 @@ def test_grid_uses_16_byte_units_when_aligned(dst_dtype, src_dtype, dst_layout, 
     assert_same_bits(pool.parent, expected.parent)
 
 
-@COMPILED
+@PYTHON_MODULE
 def test_grid_launch_count():
     """Up to eight state kinds share one launch; an 11-kind call takes two."""
     states = [torch.zeros(2, 4, 16) for _ in range(11)]
@@ -262,7 +264,7 @@ def test_grid_launch_count():
 
 
 @pytest.mark.parametrize("implementation", [pytest.param("op", marks=COMPILED), "fallback",
-                                            pytest.param("grid", marks=COMPILED)])
+                                            pytest.param("grid", marks=PYTHON_MODULE)])
 def test_offsets_past_2_to_the_31(implementation):
     """A source row and a destination slot more than 2**31 elements from the start. torch.empty
     only maps the pages that are written, so this needs about 3 MiB of memory, not 4 GiB."""

@@ -1,0 +1,80 @@
+"""Build the operator library in the running process, for a notebook: ``mamba_state_ext.jit.load()``.
+
+It compiles the same csrc/ sources, with the same flags (build_config.py), as ``pip install`` and
+CMake, through ``torch.utils.cpp_extension.load``. It needs the source tree (a clone of the
+repository), and takes the place of the Python fallback: in a process where a compiled library
+already serves the operator, it says so and loads nothing, since an operator namespace can be
+defined only once per process.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from . import _loader, build_config
+
+LIBRARY_NAME = "mamba_state_ops"
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _arch_flags(cuda_home: str) -> list[str]:
+    # With a GPU visible and no TORCH_CUDA_ARCH_LIST, torch builds for that GPU alone (the fastest
+    # build); otherwise the list, or the release architectures.
+    if torch.cuda.is_available() and not os.environ.get("TORCH_CUDA_ARCH_LIST"):
+        return []
+    return build_config.cuda_arch_flags(cuda_home)
+
+
+def load(*, with_cuda: bool | None = None, verbose: bool = False,
+         build_directory: str | os.PathLike | None = None) -> str:
+    """Compiles and loads the operator library; returns its path.
+
+    Args:
+        with_cuda: build the CUDA kernel (None: when torch is a CUDA build and a toolkit is found).
+        verbose: show the compiler's output.
+        build_directory: where to build (default: under torch's extension build root, one
+            directory per torch version and CUDA choice, so a second call reuses the build).
+    """
+    backend = _loader.current()
+    if backend.name == "compiled":
+        print(f"mamba_state_ext.jit: {backend.library} already serves mamba_state::update in this "
+              "process (an operator namespace is defined once per process); nothing loaded")
+        return backend.library
+    if not (SOURCE_ROOT / "csrc").is_dir():
+        raise FileNotFoundError(f"mamba_state_ext.jit needs the source tree: no {SOURCE_ROOT / 'csrc'}"
+                                " (clone the repository and run from there)")
+    if with_cuda is None:
+        with_cuda = build_config.configure_cuda(torch.version.cuda)
+    elif with_cuda:
+        os.environ[build_config.CUDA_ENV] = "1"
+        build_config.configure_cuda(torch.version.cuda)
+    import torch.utils.cpp_extension as cpp_extension
+
+    # It reads CUDA_HOME once, at its first import, and may have guessed it before we set it.
+    if with_cuda and cpp_extension.CUDA_HOME != os.environ["CUDA_HOME"]:
+        cpp_extension.CUDA_HOME = os.environ["CUDA_HOME"]
+    if build_directory is None:
+        variant = f"{LIBRARY_NAME}-torch{torch.__version__}-{'cuda' if with_cuda else 'cpu'}"
+        build_directory = Path(cpp_extension.get_default_build_root()) / variant
+    Path(build_directory).mkdir(parents=True, exist_ok=True)
+    sources = [str(SOURCE_ROOT / path) for path in
+               build_config.sources(SOURCE_ROOT, with_cuda=with_cuda, python_module=False)]
+    cuda_flags = build_config.nvcc_flags() + _arch_flags(os.environ["CUDA_HOME"]) if with_cuda else []
+    path = str(Path(build_directory) / f"{LIBRARY_NAME}.so")
+
+    def build_and_load() -> str:
+        cpp_extension.load(
+            name=LIBRARY_NAME, sources=sources, build_directory=str(build_directory),
+            extra_cflags=build_config.cxx_flags(with_cuda), extra_cuda_cflags=cuda_flags,
+            extra_ldflags=build_config.LINK_FLAGS, with_cuda=with_cuda, verbose=verbose,
+            is_python_module=False,
+        )
+        return path
+
+    backend = _loader.replace_fallback(build_and_load, "built by mamba_state_ext.jit.load()")
+    print(f"mamba_state_ext.jit: built and loaded {path} "
+          f"({'with' if with_cuda else 'without'} CUDA) in place of the Python fallback")
+    return path
