@@ -57,6 +57,15 @@ struct StateCopy {
   int32_t src_elem_size;
   Conversion conversion;
   EntryLayout entry;
+
+  // The first element of states[k][layer, slot] and of intermediates[k][layer, row, step].
+  MAMBA_STATE_HOST_DEVICE char* dst_entry(int64_t layer, int64_t slot) const {
+    return dst + (layer * dst_layer_stride + slot * dst_slot_stride) * dst_elem_size;
+  }
+  MAMBA_STATE_HOST_DEVICE const char* src_entry(int64_t layer, int64_t row, int64_t step) const {
+    return src + (layer * src_layer_stride + row * src_row_stride + step * src_step_stride) *
+                     src_elem_size;
+  }
 };
 
 // A 1-D int32 or int64 index tensor.
@@ -167,6 +176,30 @@ using ElementBytes = std::conditional_t<
 template <typename Src, typename Dst>
 MAMBA_STATE_HOST_DEVICE Dst convert_value(Src value) {
   return static_cast<Dst>(static_cast<float>(value));
+}
+
+template <typename Src, typename Dst>
+struct ConvertPair {
+  using Source = Src;
+  using Dest = Dst;
+};
+struct CopyBytesTag {};
+
+// Calls visit(CopyBytesTag{}) or visit(ConvertPair<Src, Dst>{}) for the conversion: the one list
+// of element types both kernels instantiate.
+template <typename Visitor>
+MAMBA_STATE_HOST_DEVICE void visit_conversion(Conversion conversion, Visitor&& visit) {
+  using c10::BFloat16;
+  using c10::Half;
+  switch (conversion) {
+    case Conversion::kCopyBytes: return visit(CopyBytesTag{});
+    case Conversion::kFloatToHalf: return visit(ConvertPair<float, Half>{});
+    case Conversion::kFloatToBFloat16: return visit(ConvertPair<float, BFloat16>{});
+    case Conversion::kHalfToFloat: return visit(ConvertPair<Half, float>{});
+    case Conversion::kHalfToBFloat16: return visit(ConvertPair<Half, BFloat16>{});
+    case Conversion::kBFloat16ToFloat: return visit(ConvertPair<BFloat16, float>{});
+    case Conversion::kBFloat16ToHalf: return visit(ConvertPair<BFloat16, Half>{});
+  }
 }
 
 }  // namespace mamba_state

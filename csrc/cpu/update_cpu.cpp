@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "../update_plan.h"
@@ -56,22 +57,15 @@ void convert(char* dst, int64_t dst_stride, const char* src, int64_t src_stride,
 // Copies `count` elements along the innermost entry dim, starting at the given elements.
 void copy_run(const StateCopy& copy, char* dst, int64_t dst_stride, const char* src,
               int64_t src_stride, int64_t count) {
-  using c10::BFloat16;
-  using c10::Half;
-  switch (copy.conversion) {
-    case Conversion::kCopyBytes:
-      return copy_bytes(dst, dst_stride, src, src_stride, count, copy.dst_elem_size);
-    case Conversion::kFloatToHalf: return convert<float, Half>(dst, dst_stride, src, src_stride, count);
-    case Conversion::kFloatToBFloat16:
-      return convert<float, BFloat16>(dst, dst_stride, src, src_stride, count);
-    case Conversion::kHalfToFloat: return convert<Half, float>(dst, dst_stride, src, src_stride, count);
-    case Conversion::kHalfToBFloat16:
-      return convert<Half, BFloat16>(dst, dst_stride, src, src_stride, count);
-    case Conversion::kBFloat16ToFloat:
-      return convert<BFloat16, float>(dst, dst_stride, src, src_stride, count);
-    case Conversion::kBFloat16ToHalf:
-      return convert<BFloat16, Half>(dst, dst_stride, src, src_stride, count);
-  }
+  visit_conversion(copy.conversion, [&](auto types) {
+    using Types = decltype(types);
+    if constexpr (std::is_same_v<Types, CopyBytesTag>) {
+      copy_bytes(dst, dst_stride, src, src_stride, count, copy.dst_elem_size);
+    } else {
+      convert<typename Types::Source, typename Types::Dest>(dst, dst_stride, src, src_stride,
+                                                            count);
+    }
+  });
 }
 
 // Copies elements [begin, end) of one entry, one innermost run at a time.
@@ -152,12 +146,9 @@ void update_cpu(at::TensorList states, at::TensorList intermediates, const at::T
         const int64_t count = std::min(numel - element, end - position);
         const ResolvedEntry& entry = entries[n];
         if (!entry.skipped) {
-          char* dst = copy.dst + (layer * copy.dst_layer_stride +
-                                  entry.slot * copy.dst_slot_stride) * copy.dst_elem_size;
-          const char* src = copy.src + (layer * copy.src_layer_stride +
-                                        entry.row * copy.src_row_stride +
-                                        entry.step * copy.src_step_stride) * copy.src_elem_size;
-          copy_entry_elements(copy, dst, src, element, element + count);
+          copy_entry_elements(copy, copy.dst_entry(layer, entry.slot),
+                              copy.src_entry(layer, entry.row, entry.step), element,
+                              element + count);
         }
         position += count;
         element = 0;

@@ -216,27 +216,16 @@ MAMBA_STATE_HOST_DEVICE inline void run_block(const KernelParams& params, int64_
 
   const ResolvedEntry entry = resolve_entry(params.indices, n);
   if (!entry.copies()) return;  // skipped, or bad: a bad entry is applied nowhere
-  const StateCopy& copy = state.copy;
-  char* dst = copy.dst + (layer * copy.dst_layer_stride + entry.slot * copy.dst_slot_stride) *
-                             copy.dst_elem_size;
-  const char* src = copy.src + (layer * copy.src_layer_stride + entry.row * copy.src_row_stride +
-                                entry.step * copy.src_step_stride) *
-                                   copy.src_elem_size;
-  using c10::BFloat16;
-  using c10::Half;
-  switch (copy.conversion) {
-    case Conversion::kCopyBytes: return copy_bytes_tile(state, dst, src, tile, thread);
-    case Conversion::kFloatToHalf: return convert_tile<float, Half>(state, dst, src, tile, thread);
-    case Conversion::kFloatToBFloat16:
-      return convert_tile<float, BFloat16>(state, dst, src, tile, thread);
-    case Conversion::kHalfToFloat: return convert_tile<Half, float>(state, dst, src, tile, thread);
-    case Conversion::kHalfToBFloat16:
-      return convert_tile<Half, BFloat16>(state, dst, src, tile, thread);
-    case Conversion::kBFloat16ToFloat:
-      return convert_tile<BFloat16, float>(state, dst, src, tile, thread);
-    case Conversion::kBFloat16ToHalf:
-      return convert_tile<BFloat16, Half>(state, dst, src, tile, thread);
-  }
+  char* dst = state.copy.dst_entry(layer, entry.slot);
+  const char* src = state.copy.src_entry(layer, entry.row, entry.step);
+  visit_conversion(state.copy.conversion, [&](auto types) {
+    using Types = decltype(types);
+    if constexpr (std::is_same_v<Types, CopyBytesTag>) {
+      copy_bytes_tile(state, dst, src, tile, thread);
+    } else {
+      convert_tile<typename Types::Source, typename Types::Dest>(state, dst, src, tile, thread);
+    }
+  });
 }
 
 }  // namespace mamba_state
