@@ -195,45 +195,49 @@ def resolve_entries(dst_slots, steps, src_rows, step_offset, num_slots, num_rows
     return status, slot, row, step
 
 
-def describe_bad_entry(n, status, slot, row, step, num_slots, num_rows, num_steps) -> str:
+def describe_bad_entry(n, status, slot, row, step, num_slots, num_rows, num_steps, *,
+                       label="entry", step_source=None) -> str:
     """The message for entry n, naming the first bound it broke (as the C++ kernels do)."""
     if status & SLOT_OUT_OF_RANGE:
-        return f"{OP}entry {n}: dst slot {slot} is out of range [0, {num_slots})"
+        return f"{OP}{label} {n}: dst slot {slot} is out of range [0, {num_slots})"
     if status & ROW_OUT_OF_RANGE:
-        return f"{OP}entry {n}: src row {row} is out of range [0, {num_rows})"
-    return (
-        f"{OP}entry {n}: step {step} (steps[{n}] + step_offset) is out of range [0, {num_steps})"
-    )
+        return f"{OP}{label} {n}: src row {row} is out of range [0, {num_rows})"
+    step_source = step_source or f"steps[{n}] + step_offset"
+    return f"{OP}{label} {n}: step {step} ({step_source}) is out of range [0, {num_steps})"
 
 
-def raise_for_bad_entries(
-    states, intermediates, dst_slots, steps, src_rows, step_offset, *, duplicates: bool
-) -> None:
-    """Raises IndexError for the first applied entry out of range, then (if ``duplicates``) for
-    the first two applied entries that write the same slot. One host sync for CUDA indices."""
+def raise_for_first_bad_entry(status, slot, row, step, num_slots, num_rows, num_steps, *,
+                              label="entry", steps_name=None) -> None:
+    """IndexError for the first entry with status bits; the arguments are resolve_entries'."""
+    bad = torch.nonzero(status).flatten()
+    if bad.numel():
+        n = int(bad[0])
+        raise IndexError(describe_bad_entry(
+            n, int(status[n]), int(slot[n]), int(row[n]), int(step[n]), num_slots, num_rows,
+            num_steps, label=label, step_source=steps_name and f"from {steps_name}[{n}]",
+        ))
+
+
+def check_entries(states, intermediates, dst_slots, steps, src_rows, step_offset, *,
+                  label: str = "entry", steps_name: str | None = None) -> dict:
+    """Raises IndexError for the first applied entry out of range, then for the first two
+    applied entries that write the same slot. Returns {slot: the entry writing it}. One host sync
+    for CUDA indices. ``label`` and ``steps_name`` name the entries and their steps in the
+    messages (for callers whose arguments are not the op's)."""
     num_slots = states[0].shape[1]
     num_rows, num_steps = intermediates[0].shape[1:3]
     resolved = resolve_entries(
         dst_slots, steps, src_rows, step_offset, num_slots, num_rows, num_steps
     )
     status, slot, row, step = torch.stack([t.to(torch.int64) for t in resolved]).cpu()
-    bad = torch.nonzero(status).flatten()
-    if bad.numel():
-        n = int(bad[0])
-        raise IndexError(
-            describe_bad_entry(
-                n, int(status[n]), int(slot[n]), int(row[n]), int(step[n]),
-                num_slots, num_rows, num_steps,
-            )
-        )
-    if duplicates:
-        first_writer = {}
-        for n, (entry_slot, entry_step) in enumerate(zip(slot.tolist(), step.tolist())):
-            if entry_step < 0:
-                continue
-            if entry_slot in first_writer:
-                raise IndexError(
-                    f"{OP}entries {first_writer[entry_slot]} and {n} both write dst slot "
-                    f"{entry_slot}"
-                )
-            first_writer[entry_slot] = n
+    raise_for_first_bad_entry(status, slot, row, step, num_slots, num_rows, num_steps,
+                              label=label, steps_name=steps_name)
+    writer = {}
+    for n, (entry_slot, entry_step) in enumerate(zip(slot.tolist(), step.tolist())):
+        if entry_step < 0:
+            continue
+        if entry_slot in writer:
+            raise IndexError(f"{OP}{label.replace('entry', 'entries')} {writer[entry_slot]} "
+                             f"and {n} both write dst slot {entry_slot}")
+        writer[entry_slot] = n
+    return writer

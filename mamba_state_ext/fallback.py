@@ -35,13 +35,11 @@ def update(
     checks.check_no_overlap(states, intermediates, dst_slots, steps, src_rows, entry_status)
     num_slots = states[0].shape[1]
     num_rows, num_steps = intermediates[0].shape[1:3]
-    if states[0].device.type == "cpu":
-        checks.raise_for_bad_entries(
-            states, intermediates, dst_slots, steps, src_rows, step_offset, duplicates=False
-        )
     status, slot, row, step = checks.resolve_entries(
         dst_slots, steps, src_rows, step_offset, num_slots, num_rows, num_steps
     )
+    if states[0].device.type == "cpu":  # here raising costs no sync: raise before any write
+        checks.raise_for_first_bad_entry(status, slot, row, step, num_slots, num_rows, num_steps)
     if entry_status is not None:
         entry_status.copy_(status)
     num_entries = slot.numel()
@@ -49,8 +47,9 @@ def update(
         return
     copies = (step >= 0) & (status == 0)
     # Every entry that copies nothing takes the slot and value of the first entry that copies, so
-    # repeated slots receive identical bytes; if none copies, every entry rewrites its own slot's
-    # current bytes (indices clamped so that nothing is read or written out of bounds).
+    # that a repeated slot receives identical bytes and no boolean mask (a host sync) is needed.
+    # If none copies, all of them rewrite entry 0's slot with its own current bytes. Indices are
+    # clamped first, so that nothing is read or written out of bounds.
     first_copying = torch.argmax(copies.to(torch.uint8))
     source_entry = torch.where(
         copies, torch.arange(num_entries, device=slot.device), first_copying

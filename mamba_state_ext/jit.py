@@ -1,4 +1,4 @@
-"""Build the operator library in the running process, for a notebook: ``mamba_state_ext.jit.load()``.
+"""Build the operator library in the running process (a notebook): ``mamba_state_ext.jit.load()``.
 
 It compiles the same csrc/ sources, with the same flags (build_config.py), as ``pip install`` and
 CMake, through ``torch.utils.cpp_extension.load``. It needs the source tree (a clone of the
@@ -44,8 +44,8 @@ def load(*, with_cuda: bool | None = None, verbose: bool = False,
               "process (an operator namespace is defined once per process); nothing loaded")
         return backend.library
     if not (SOURCE_ROOT / "csrc").is_dir():
-        raise FileNotFoundError(f"mamba_state_ext.jit needs the source tree: no {SOURCE_ROOT / 'csrc'}"
-                                " (clone the repository and run from there)")
+        raise FileNotFoundError(f"mamba_state_ext.jit needs the source tree: no "
+                                f"{SOURCE_ROOT / 'csrc'} (clone the repository, run from there)")
     if with_cuda is None:
         with_cuda = build_config.configure_cuda(torch.version.cuda)
     elif with_cuda:
@@ -62,7 +62,9 @@ def load(*, with_cuda: bool | None = None, verbose: bool = False,
     Path(build_directory).mkdir(parents=True, exist_ok=True)
     sources = [str(SOURCE_ROOT / path) for path in
                build_config.sources(SOURCE_ROOT, with_cuda=with_cuda, python_module=False)]
-    cuda_flags = build_config.nvcc_flags() + _arch_flags(os.environ["CUDA_HOME"]) if with_cuda else []
+    cuda_flags = []
+    if with_cuda:
+        cuda_flags = build_config.nvcc_flags() + _arch_flags(os.environ["CUDA_HOME"])
     path = str(Path(build_directory) / f"{LIBRARY_NAME}.so")
 
     def build_and_load() -> str:

@@ -54,9 +54,7 @@ def update(
     intermediates = _as_list(intermediates, "intermediates")
     if check:
         checks.check_update_args(states, intermediates, dst_slots, steps, src_rows, entry_status)
-        checks.raise_for_bad_entries(
-            states, intermediates, dst_slots, steps, src_rows, step_offset, duplicates=True
-        )
+        checks.check_entries(states, intermediates, dst_slots, steps, src_rows, step_offset)
     torch.ops.mamba_state.update(
         states, intermediates, dst_slots, steps, src_rows, step_offset, entry_status
     )

@@ -49,7 +49,9 @@ def vectorized_update(
     intermediates = _as_list(intermediates, "intermediates")
     step = steps.to(torch.int64) + step_offset
     applied = step >= 0
-    rows = torch.arange(dst_slots.numel(), device=dst_slots.device) if src_rows is None else src_rows
+    rows = src_rows
+    if rows is None:
+        rows = torch.arange(dst_slots.numel(), device=dst_slots.device)
     slots, rows, step = dst_slots[applied], rows[applied], step[applied]
     for state, intermediate in zip(states, intermediates):
         state[:, slots] = intermediate[:, rows, step].to(state.dtype)

@@ -75,6 +75,12 @@ def _also(*edits):
     return edit
 
 
+def _two_pools_one_buffer(call):
+    buffer = torch.zeros(3, 10, 8)
+    call["states"] = [buffer[:, :, :4], buffer[:, :, 2:6]]
+    call["intermediates"] = [torch.ones(3, 6, 4, 4), torch.ones(3, 6, 4, 4)]
+
+
 def _status_is_dst_slots(call):
     call["dst_slots"] = torch.tensor([1, 2, 3], dtype=torch.int32)
     call["entry_status"] = call["dst_slots"]
@@ -132,6 +138,11 @@ CASES = [
     ErrorCase("self-overlap", _set_item("states", 0, torch.zeros(3, 1, 4).expand(3, 10, 4)),
               ValueError, "states[0] has elements that share memory (an expanded or overlapping "
               "view)", NEEDS_DATA),
+    ErrorCase("overlapping-window-state",
+              _set_item("states", 0, torch.zeros(3, 13).as_strided((3, 10, 4), (13, 1, 1))),
+              ValueError, "states[0] has elements that share memory", NEEDS_DATA),
+    ErrorCase("states-overlap", _two_pools_one_buffer, ValueError,
+              "states[0] shares memory with states[1]", NEEDS_DATA),
     ErrorCase("state-overlaps-source",
               _set_item("intermediates", 0, lambda c: c["states"][0][:, :6].unsqueeze(2)
                         .expand(3, 6, 4, 4)),
@@ -145,7 +156,8 @@ CASES = [
     ErrorCase("row-range", _set(src_rows=torch.tensor([0, 6, 2])), IndexError,
               "entry 1: src row 6 is out of range [0, 6)", NEEDS_DATA, RANGE),
     ErrorCase("default-row-range",
-              _set(src_rows=None, dst_slots=torch.arange(7), steps=torch.zeros(7, dtype=torch.long)),
+              _set(src_rows=None, dst_slots=torch.arange(7),
+                   steps=torch.zeros(7, dtype=torch.long)),
               IndexError, "entry 6: src row 6 is out of range [0, 6)", NEEDS_DATA, RANGE),
     ErrorCase("step-range", _set(steps=torch.tensor([0, 3, 2]), step_offset=1), IndexError,
               "entry 1: step 4 (steps[1] + step_offset) is out of range [0, 4)", NEEDS_DATA, RANGE),

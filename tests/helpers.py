@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,6 +30,15 @@ PYTHON_MODULE = pytest.mark.skipif(
     mamba_state_ext.backend().name != "compiled" or bool(os.environ.get("MAMBA_STATE_EXT_LIBRARY")),
     reason="needs the package's compiled _C module",
 )
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(code: str, **environment) -> subprocess.CompletedProcess:
+    """Runs code in a fresh interpreter, from the repository root, with extra environment."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, text=True,
+                          capture_output=True, env={**os.environ, **environment}, timeout=900)
 
 
 def run_cuda_grid_on_cpu(*args, **kwargs):
@@ -129,7 +142,8 @@ def make_pool(shape, dtype, layout: str, generator, device="cpu") -> Pool:
 
 def make_intermediate(shape, dtype, layout: str, generator, device="cpu") -> torch.Tensor:
     """A [L, R, T, *E] cache in the layouts of make_pool, or "window": the de-duplicated conv
-    cache, T overlapping windows (read-only) over one [L, R, D, T + W - 1] buffer, for E = [D, W]."""
+    cache, T overlapping windows (read-only) over one [L, R, D, T + W - 1] buffer, for
+    E = [D, W]."""
     if layout != "window":
         return make_pool(shape, dtype, layout, generator, device).view
     layers, rows, steps, dim, width = shape

@@ -2,27 +2,14 @@
 and that both backends compute the same thing."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 
 import mamba_state_ext
-from helpers import COMPILED
+from helpers import COMPILED, run_python
 from mamba_state_ext import _loader, fallback
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_python(code, **environment):
-    """Runs code in a fresh interpreter with extra environment; returns the completed process."""
-    env = {**os.environ, **environment}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
 
 
 @COMPILED
@@ -77,13 +64,15 @@ def test_python_backend_by_environment():
         "import mamba_state_ext; print(mamba_state_ext.backend())", MAMBA_STATE_EXT_BACKEND="python"
     )
     assert process.returncode == 0, process.stderr
-    assert process.stdout.startswith("python") and "MAMBA_STATE_EXT_BACKEND=python" in process.stdout
+    assert process.stdout.startswith("python")
+    assert "MAMBA_STATE_EXT_BACKEND=python" in process.stdout
 
 
 def test_invalid_backend_choice():
     process = run_python("import mamba_state_ext", MAMBA_STATE_EXT_BACKEND="triton")
     assert process.returncode != 0
-    assert "MAMBA_STATE_EXT_BACKEND must be auto, compiled or python (got 'triton')" in process.stderr
+    expected = "MAMBA_STATE_EXT_BACKEND must be auto, compiled or python (got 'triton')"
+    assert expected in process.stderr
 
 
 def test_missing_library_says_why():

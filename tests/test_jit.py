@@ -1,14 +1,8 @@
 """mamba_state_ext.jit.load(): the same operator, built in the running process (a notebook)."""
 
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import run_python
 
 BUILD_IN_A_FRESH_PROCESS = """
     import torch, mamba_state_ext
@@ -27,11 +21,6 @@ BUILD_IN_A_FRESH_PROCESS = """
                           (states, caches, torch.tensor([4, 1]), torch.tensor([2, -1])))
     print("jit ok")
 """
-
-
-def run_python(code, **environment):
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, text=True,
-                          capture_output=True, env={**os.environ, **environment}, timeout=900)
 
 
 @pytest.mark.build

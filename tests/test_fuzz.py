@@ -1,0 +1,215 @@
+"""Property-based tests: random shapes, dtypes, indices, masks and layouts, every implementation
+against the per-entry reference (reference.loop_update), bit for bit, over the whole storage.
+
+Profiles (MAMBA_STATE_EXT_FUZZ): ``ci`` (default, a few hundred cases), ``long`` (10,000 per
+test), ``sanitizer`` (a few dozen, for compute-sanitizer in scripts/gpu_check.sh). A failure
+prints the case and a ``@reproduce_failure`` blob; ``pytest --hypothesis-seed=N`` replays a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import (
+    CUDA,
+    COMPILED,
+    FLOAT_PAIRS,
+    IMPLEMENTATIONS,
+    PYTHON_MODULE,
+    RAW_DTYPES,
+    assert_same_bits,
+    fill_random,
+)
+from mamba_state_ext import checks
+from mamba_state_ext.reference import loop_update
+
+common = dict(deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=150, **common)
+settings.register_profile("long", max_examples=10_000, **common)
+settings.register_profile("sanitizer", max_examples=25, **common)
+PROFILE = os.environ.get("MAMBA_STATE_EXT_FUZZ", "ci")
+
+DTYPE_PAIRS = FLOAT_PAIRS + [(dtype, dtype) for dtype in RAW_DTYPES + (torch.uint8, torch.int64)]
+
+
+@st.composite
+def strided_views(draw, shape, dtype, *, allow_window=False):
+    """A view of the given shape over a larger storage: dims in a random memory order, each padded
+    and offset at random; or (allow_window) T overlapping windows over the last entry dim."""
+    if allow_window and len(shape) >= 4 and draw(st.booleans()):
+        layers, rows, steps, *entry = shape
+        buffer = fill_random(torch.empty(layers, rows, *entry[:-1], entry[-1] + steps - 1,
+                                         dtype=dtype), _generator(draw))
+        stride = list(buffer.stride())
+        return buffer, buffer.as_strided(
+            shape, stride[:2] + [stride[-1]] + stride[2:], buffer.storage_offset())
+    order = draw(st.permutations(range(len(shape))))
+    pads = [draw(st.integers(0, 2)) for _ in shape]
+    offsets = [draw(st.integers(0, pad)) for pad in pads]
+    parent = fill_random(torch.empty([shape[d] + pads[d] for d in order], dtype=dtype),
+                         _generator(draw))
+    view = parent[tuple(slice(offsets[d], offsets[d] + shape[d]) for d in order)]
+    return parent, view.permute([order.index(d) for d in range(len(shape))])
+
+
+def _generator(draw):
+    return torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+
+
+@dataclasses.dataclass
+class Case:
+    parents: list  # the storages under the pools, to compare every byte
+    states: list
+    intermediates: list
+    dst_slots: torch.Tensor
+    steps: torch.Tensor
+    src_rows: torch.Tensor | None
+    step_offset: int
+    bad: list  # positions of the entries made bad on purpose
+
+    def arguments(self, states=None):
+        return ((self.states if states is None else states), self.intermediates, self.dst_slots,
+                self.steps, self.src_rows)
+
+    def to(self, device):
+        moved = lambda t: None if t is None else t.to(device)  # noqa: E731
+        parents = [p.to(device) for p in self.parents]
+        states = [p.as_strided(s.shape, s.stride(), s.storage_offset())
+                  for p, s in zip(parents, self.states)]
+        intermediates = [  # the same views over moved storages (windows stay windows)
+            i.to(device) if i._base is None else
+            i._base.to(device).as_strided(i.shape, i.stride(), i.storage_offset())
+            for i in self.intermediates
+        ]
+        return dataclasses.replace(self, parents=parents, states=states,
+                                   intermediates=intermediates, dst_slots=moved(self.dst_slots),
+                                   steps=moved(self.steps), src_rows=moved(self.src_rows))
+
+
+@st.composite
+def cases(draw, *, with_bad_entries=False):
+    layers = draw(st.integers(1, 3))
+    slots = draw(st.integers(1, 12))
+    rows = draw(st.integers(1, 8))
+    steps = draw(st.integers(1, 16))
+    parents, states, intermediates = [], [], []
+    for _ in range(draw(st.integers(1, 3))):
+        entry = draw(st.lists(st.integers(0, 5), min_size=0, max_size=4))
+        dst_dtype, src_dtype = draw(st.sampled_from(DTYPE_PAIRS))
+        parent, state = draw(strided_views((layers, slots, *entry), dst_dtype))
+        _, intermediate = draw(strided_views((layers, rows, steps, *entry), src_dtype,
+                                             allow_window=True))
+        parents.append(parent)
+        states.append(state)
+        intermediates.append(intermediate)
+    with_rows = draw(st.booleans())
+    num_entries = draw(st.integers(0, min(slots, 10) if with_rows else min(slots, rows, 10)))
+    step_offset = draw(st.sampled_from([-1, 0, 1]))
+    chosen = draw(st.permutations(range(slots)))[:num_entries]
+    entry_steps, entry_rows, entry_slots = [], [], []
+    for n in range(num_entries):
+        if draw(st.integers(0, 3)) == 0:  # skipped, with the garbage a padded batch carries
+            entry_steps.append(draw(st.integers(-3, -1)) - step_offset)
+            entry_slots.append(draw(st.integers(-100, 100)))
+            entry_rows.append(draw(st.integers(-100, 100)))
+        else:
+            entry_steps.append(draw(st.integers(0, steps - 1)) - step_offset)
+            entry_slots.append(chosen[n])
+            entry_rows.append(draw(st.integers(0, rows - 1)) if with_rows else n)
+    bad = []
+    if with_bad_entries and num_entries:
+        for n in draw(st.lists(st.integers(0, num_entries - 1), max_size=3, unique=True)):
+            bounds = ["slot", "row", "step"] if with_rows else ["slot", "step"]
+            bound = draw(st.sampled_from(bounds))
+            entry_steps[n] = draw(st.integers(0, steps - 1)) - step_offset
+            if bound == "slot":
+                entry_slots[n] = draw(st.sampled_from([-1, slots, slots + 7]))
+            elif bound == "row":
+                entry_rows[n] = draw(st.sampled_from([-2, rows]))
+            else:
+                entry_steps[n] = steps - step_offset + draw(st.integers(0, 3))
+            bad.append(n)
+    index_dtype = lambda: draw(st.sampled_from([torch.int32, torch.int64]))  # noqa: E731
+    return Case(
+        parents, states, intermediates,
+        torch.tensor(entry_slots, dtype=index_dtype()),
+        torch.tensor(entry_steps, dtype=index_dtype()),
+        torch.tensor(entry_rows, dtype=index_dtype()) if with_rows else None,
+        step_offset, sorted(bad),
+    )
+
+
+def expected_result(case: Case):
+    """The storages after applying every good entry, by the per-entry reference."""
+    good = torch.ones(case.dst_slots.numel(), dtype=torch.bool, device=case.dst_slots.device)
+    good[case.bad] = False
+    parents = [p.clone() for p in case.parents]
+    states = [p.as_strided(s.shape, s.stride(), s.storage_offset())
+              for p, s in zip(parents, case.states)]
+    rows = case.src_rows  # the default row is the entry's position: fix it before filtering
+    if rows is None:
+        rows = torch.arange(case.dst_slots.numel(), device=case.dst_slots.device)
+    loop_update(states, case.intermediates, case.dst_slots[good], case.steps[good], rows[good],
+                step_offset=case.step_offset)
+    return parents
+
+
+def expected_status(case: Case):
+    num_slots = case.states[0].shape[1]
+    num_rows, num_steps = case.intermediates[0].shape[1:3]
+    status, *_ = checks.resolve_entries(case.dst_slots, case.steps, case.src_rows,
+                                        case.step_offset, num_slots, num_rows, num_steps)
+    return status.tolist()
+
+
+def run_without_sync(implementation: str, case: Case):
+    """An implementation that cannot raise (CUDA kernels, the CUDA grid): good entries applied,
+    bad ones applied nowhere, and entry_status telling which."""
+    expected = expected_result(case)
+    status = torch.full((case.dst_slots.numel(),), -1, dtype=torch.int32,
+                        device=case.dst_slots.device)
+    IMPLEMENTATIONS[implementation](*case.arguments(), step_offset=case.step_offset,
+                                    entry_status=status)
+    for parent, reference in zip(case.parents, expected):
+        assert_same_bits(parent, reference)
+    assert status.tolist() == expected_status(case)
+    assert [n for n, bits in enumerate(status.tolist()) if bits] == case.bad
+
+
+@pytest.mark.parametrize("implementation", [pytest.param("op", marks=COMPILED), "fallback"])
+@settings(settings.get_profile(PROFILE))
+@given(case=cases(with_bad_entries=True))
+def test_cpu(implementation, case):
+    """On the CPU: the good cases match the reference; a bad entry raises before any write."""
+    if case.bad:
+        before = [p.clone() for p in case.parents]
+        with pytest.raises(IndexError, match=f"entry {case.bad[0]}: "):
+            IMPLEMENTATIONS[implementation](*case.arguments(), step_offset=case.step_offset)
+        for parent, snapshot in zip(case.parents, before):
+            assert_same_bits(parent, snapshot)
+        return
+    expected = expected_result(case)
+    IMPLEMENTATIONS[implementation](*case.arguments(), step_offset=case.step_offset)
+    for parent, reference in zip(case.parents, expected):
+        assert_same_bits(parent, reference)
+
+
+@PYTHON_MODULE
+@settings(settings.get_profile(PROFILE))
+@given(case=cases(with_bad_entries=True))
+def test_cuda_grid_on_cpu(case):
+    run_without_sync("grid", case)
+
+
+@CUDA
+@pytest.mark.parametrize("implementation", [pytest.param("op", marks=COMPILED), "fallback"])
+@settings(settings.get_profile(PROFILE))
+@given(case=cases(with_bad_entries=True))
+def test_cuda(implementation, case):
+    run_without_sync(implementation, case.to("cuda"))
