@@ -7,6 +7,7 @@ same schema over a pure-PyTorch fallback); ``backend()`` says which and why.
 
 from . import _loader, reference
 from ._loader import Backend
+from .commit import commit_verified_states
 from .ops import update
 
 _loader.load()
@@ -18,4 +19,4 @@ def backend() -> Backend:
     return _loader.current()
 
 
-__all__ = ["Backend", "backend", "reference", "update"]
+__all__ = ["Backend", "backend", "commit_verified_states", "reference", "update"]

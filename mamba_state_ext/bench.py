@@ -6,6 +6,7 @@ many calls (CUDA events on the GPU, ``time.perf_counter`` on the CPU), rotating 
 that together touch at least four times the last-level cache, so that repeats are not served from
 it. Effective GB/s counts the bytes each call must read and write (intermediates read once, pools
 written once) over the median time. ``copy`` is a plain ``copy_`` of as many bytes: the roofline.
+A result's ``extra_mib`` is the peak memory one call allocates (CUDA only; None on the CPU).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import importlib.util
 import json
 import math
 import os
@@ -40,7 +42,8 @@ class StateKind:
 
     def bytes_per_layer(self) -> int:
         """One entry of one layer: read from the intermediate, written to the pool."""
-        return math.prod(self.entry) * (self.state_dtype.itemsize + self.intermediate_dtype.itemsize)
+        element_bytes = self.state_dtype.itemsize + self.intermediate_dtype.itemsize
+        return math.prod(self.entry) * element_bytes
 
     def describe(self) -> str:
         return f"{self.name} {list(self.entry)} {str(self.state_dtype).removeprefix('torch.')}"
@@ -115,13 +118,17 @@ class Workload:
     """Pools, intermediates and index sets for one preset and batch size N. Index set i uses its
     own slots and rows, so consecutive calls touch different memory."""
 
-    def __init__(self, preset: Preset, num_entries: int, device: torch.device, seed: int = 0):
+    def __init__(self, preset: Preset, num_entries: int, device: torch.device, *,
+                 track: bool = False, seed: int = 0):
         self.preset = preset
         self.num_entries = num_entries
         self.device = device
-        self.bytes = num_entries * preset.bytes_per_entry()
+        # With track copies, half the requests (rounded up) also copy a step into a track slot.
+        self.num_tracked = (num_entries + 1) // 2 if track else 0
+        self.track = track
+        self.bytes = (num_entries + self.num_tracked) * preset.bytes_per_entry()
         self.sets = max(1, min(MAX_INDEX_SETS, math.ceil(4 * cache_bytes(device) / self.bytes)))
-        capacity = num_entries * self.sets
+        capacity = num_entries * self.sets * (2 if track else 1)
         pool_bytes = capacity * preset.layers * sum(
             math.prod(k.entry) * k.state_dtype.itemsize for k in preset.kinds)
         cache_bytes_needed = capacity * preset.steps * preset.layers * sum(
@@ -139,13 +146,18 @@ class Workload:
                                        dtype=kind.intermediate_dtype, device=device)
             fill_random(intermediate, generator)
             self.intermediates.append(intermediate)
-        slot_order = torch.randperm(capacity, generator=generator)
-        self.index_sets = []
+        slot_order = torch.randperm(capacity, generator=generator).view(self.sets, -1, num_entries)
+        rows = torch.arange(num_entries * self.sets).view(self.sets, num_entries)
+        self.index_sets = []  # per set: the commit's (slots, steps, rows), then the track copies'
         for i in range(self.sets):
-            chosen = slice(i * num_entries, (i + 1) * num_entries)
             steps = torch.randint(0, preset.steps, (num_entries,), generator=generator)
-            self.index_sets.append(tuple(t.to(device) for t in (
-                slot_order[chosen], steps, torch.arange(capacity)[chosen])))
+            sets = [(slot_order[i, 0], steps, rows[i])]
+            if track:
+                track_steps = torch.randint(0, preset.steps, (num_entries,), generator=generator)
+                untracked = torch.randperm(num_entries, generator=generator)[self.num_tracked:]
+                track_steps[untracked] = -1
+                sets.append((slot_order[i, 1], track_steps, rows[i]))
+            self.index_sets.append([tuple(t.to(device) for t in entries) for entries in sets])
         self._copy_buffers = None
 
     def copy_buffers(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,35 +173,53 @@ class Workload:
 
     def check(self, i: int) -> None:
         """Raises unless the pools hold index set i's entries exactly."""
-        slots, steps, rows = self.index_sets[i]
-        for state, intermediate in zip(self.states, self.intermediates):
-            expected = intermediate[:, rows, steps].to(state.dtype)
-            if not torch.equal(state[:, slots], expected):
-                raise AssertionError("result differs from the reference gather")
+        for slots, steps, rows in self.index_sets[i]:
+            applied = steps >= 0
+            slots, steps, rows = slots[applied], steps[applied], rows[applied]
+            for state, intermediate in zip(self.states, self.intermediates):
+                expected = intermediate[:, rows, steps].to(state.dtype)
+                if not torch.equal(state[:, slots], expected):
+                    raise AssertionError("result differs from the reference gather")
 
     def clear(self, i: int) -> None:
-        slots = self.index_sets[i][0]
-        for state in self.states:
-            state[:, slots] = 0
+        for slots, _, _ in self.index_sets[i]:
+            for state in self.states:
+                state[:, slots] = 0
 
 
 def _ours(w: Workload, i: int) -> None:
-    slots, steps, rows = w.index_sets[i]
+    (slots, steps, rows), *track = w.index_sets[i]
+    if track:
+        (track_slots, track_steps, _), = track
+        mamba_state_ext.commit_verified_states(w.states, w.intermediates, slots, steps,
+                                               src_rows=rows, track_indices=track_slots,
+                                               steps_to_track=track_steps)
+    else:
+        mamba_state_ext.update(w.states, w.intermediates, slots, steps, rows, check=False)
+
+
+def _one_launch(w: Workload, i: int) -> None:
+    """The commit and the track copies as one launch, on concatenated index sets."""
+    sets = w.index_sets[i]
+    slots, steps, rows = (torch.cat(parts) for parts in zip(*sets))
     mamba_state_ext.update(w.states, w.intermediates, slots, steps, rows, check=False)
 
 
 def _loop(w: Workload, i: int) -> None:
-    reference.loop_update(w.states, w.intermediates, *w.index_sets[i])
+    for entries in w.index_sets[i]:
+        reference.loop_update(w.states, w.intermediates, *entries)
 
 
 def _vectorized(w: Workload, i: int) -> None:
-    reference.vectorized_update(w.states, w.intermediates, *w.index_sets[i])
+    for entries in w.index_sets[i]:
+        reference.vectorized_update(w.states, w.intermediates, *entries)
 
 
 def _triton(w: Workload, i: int) -> None:
     from mamba_state_ext import triton_baseline
 
-    triton_baseline.masked_scatter_update(w.states, w.intermediates, *w.index_sets[i])
+    for entries in w.index_sets[i]:
+        triton_baseline.masked_scatter_update(w.states, w.intermediates, *entries)
 
 
 def _copy(w: Workload, i: int) -> None:
@@ -200,19 +230,16 @@ def _copy(w: Workload, i: int) -> None:
 def triton_available(device: torch.device) -> bool:
     if device.type != "cuda":
         return False
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("triton") is not None
 
 
-# name -> (call, writes the pools)
+# name -> (call, writes the pools). "one_launch" runs with --track only.
 METHODS: dict[str, tuple[Callable[[Workload, int], None], bool]] = {
     "loop": (_loop, True),
     "vectorized": (_vectorized, True),
     "triton": (_triton, True),
     "mamba_state": (_ours, True),
+    "one_launch": (_one_launch, True),
     "copy": (_copy, False),
 }
 
@@ -264,7 +291,8 @@ def time_interleaved(calls: dict, workload: Workload, reps: dict, warmup: int) -
             index_set = call_index % workload.sets
             call_index += 1
             if device.type == "cuda":
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start = torch.cuda.Event(enable_timing=True)
+                end = torch.cuda.Event(enable_timing=True)
                 start.record()
                 calls[name](workload, index_set)
                 end.record()
@@ -300,13 +328,13 @@ def progress(message: str) -> None:
     sys.stderr.flush()
 
 
-def run_preset(preset: Preset, sizes, methods, device, *, reps, warmup, budget_s):
+def run_preset(preset: Preset, sizes, methods, device, *, reps, warmup, budget_s, track):
     """Results (dicts of the JSON shape), notes (skipped sizes and methods) and failures
     (methods whose result differed from the reference; they are not timed)."""
     results, notes, failures = [], [], []
     for num_entries in sizes:
         try:
-            workload = Workload(preset, num_entries, device)
+            workload = Workload(preset, num_entries, device, track=track)
         except Skip as skip:
             notes.append(f"N={num_entries}: {skip}")
             continue
@@ -361,6 +389,43 @@ def format_table(preset: Preset, results, notes) -> str:
     return "\n".join(lines)
 
 
+def target_lines(preset: Preset, results, device_type: str) -> list[str]:
+    """The project's performance targets, against this run's medians (same run, same device)."""
+    by_key = {(r["n"], r["method"]): r for r in results}
+
+    def ratio(n, faster, slower, by="time"):
+        a, b = by_key.get((n, faster)), by_key.get((n, slower))
+        if a is None or b is None:
+            return None
+        return b["median_us"] / a["median_us"] if by == "time" else a["gbps"] / b["gbps"]
+
+    sizes = sorted({r["n"] for r in results})
+    checks = []  # (what, measured, at least)
+    if device_type == "cuda" and preset.name == "qwen3-next-tp4":
+        checks.append(("N=64: GB/s vs copy", ratio(64, "mamba_state", "copy", by="gbps"), 0.9))
+        checks.append(("N=64: speedup vs vectorized", ratio(64, "mamba_state", "vectorized"), 2.0))
+        checks.append(("N=8: speedup vs vectorized", ratio(8, "mamba_state", "vectorized"), 5.0))
+        for n in sizes:
+            if n >= 32:
+                checks.append((f"N={n}: speedup vs triton", ratio(n, "mamba_state", "triton"), 1.0))
+            elif n <= 4:
+                checks.append((f"N={n}: speedup vs triton", ratio(n, "mamba_state", "triton"), 1.3))
+    elif device_type == "cpu" and sizes:
+        largest = sizes[-1]
+        checks.append((f"N={largest}: GB/s vs copy",
+                       ratio(largest, "mamba_state", "copy", by="gbps"), 0.8))
+        checks.append((f"N={largest}: speedup vs vectorized",
+                       ratio(largest, "mamba_state", "vectorized"), 2.0))
+    lines = []
+    for what, measured, least in checks:
+        if measured is None:
+            lines.append(f"  target {what} >= {least:g}: not measured in this run")
+        else:
+            verdict = "met" if measured >= least else "MISSED"
+            lines.append(f"  target {what} >= {least:g}: {measured:.2f} {verdict}")
+    return lines
+
+
 def plot(results, path: str) -> str:
     try:
         import matplotlib
@@ -395,6 +460,9 @@ def parse_args(argv):
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--reps", type=int, help="timed calls per method (default 50, quick 5)")
     parser.add_argument("--quick", action="store_true", help="fewer sizes and calls")
+    parser.add_argument("--track", action="store_true",
+                        help="time the full MTP-verify commit: every request's accepted state "
+                             "plus track copies for half of them (commit_verified_states)")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     parser.add_argument("--plot", metavar="PATH", help="write a PNG of GB/s against N")
     return parser.parse_args(argv)
@@ -409,7 +477,8 @@ def main(argv=None) -> int:
     device = torch.device(args.device, torch.cuda.current_device()) if args.device == "cuda" \
         else torch.device("cpu")
     sizes = args.n or (QUICK_N if args.quick else DEFAULT_N)[device.type]
-    methods = [m for m in args.methods if m != "triton" or triton_available(device)]
+    methods = [m for m in args.methods if (m != "triton" or triton_available(device))
+               and (m != "one_launch" or args.track)]
     reps = args.reps or (5 if args.quick else 50)
     warmup = 1 if args.quick else 5
     budget_s = 2.0 if args.quick else 10.0
@@ -424,12 +493,16 @@ def main(argv=None) -> int:
     for name in args.preset:
         preset = PRESETS[name]
         if args.layers:
-            preset = dataclasses.replace(preset, name=f"{name}-{args.layers}layers",
+            preset = dataclasses.replace(preset, name=f"{preset.name}-{args.layers}layers",
                                          layers=args.layers)
+        if args.track:
+            preset = dataclasses.replace(preset, name=f"{preset.name}+track")
         results, notes, failures = run_preset(preset, sizes, methods, device, reps=reps,
-                                              warmup=warmup, budget_s=budget_s)
+                                              warmup=warmup, budget_s=budget_s, track=args.track)
         print()
         print(format_table(preset, results, notes + failures))
+        if not args.track:  # the targets are the operator's, on the plain presets
+            print("\n".join(target_lines(preset, results, device.type)))
         all_results += results
         all_failures += failures
     if args.json:

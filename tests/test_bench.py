@@ -48,3 +48,12 @@ def test_layers_override_renames_the_preset(capsys):
     assert bench.main(["--device", "cpu", "--preset", "small", "--layers", "2", "--n", "1",
                        "--reps", "3", "--methods", "mamba_state"]) == 0
     assert "preset small-2layers: 2 layers" in capsys.readouterr().out
+
+
+def test_track_mode_times_the_full_commit(capsys):
+    assert bench.main(["--device", "cpu", "--preset", "small", "--track", "--n", "3",
+                       "--reps", "3", "--methods", "vectorized", "mamba_state", "one_launch"]) == 0
+    output = capsys.readouterr().out
+    assert "preset small+track" in output
+    assert {line.split()[1] for line in output.splitlines() if line.strip().startswith("3 ")} == \
+        {"vectorized", "mamba_state", "one_launch"}

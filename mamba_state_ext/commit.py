@@ -1,0 +1,76 @@
+"""The MTP-verify commit of a hybrid linear-attention model runner, as one call.
+
+After the target model verifies the draft tokens, a server commits, for every request, the state
+at the last accepted step of every state kind (SSM, conv, ...) into its pool slot, and, with prefix
+caching, copies the state at a "track" step into a tracking slot. Both forms seen in servers:
+
+- the seed's: accepted *lengths* (0: nothing accepted), caches indexed by pool slot:
+  ``commit_verified_states(pools, caches, slots, lengths, src_rows=slots,
+  accepted_are_lengths=True)``
+- the later one: accepted *step indices* (-1: none), caches indexed by the request's position in
+  the batch, plus the track copy:
+  ``commit_verified_states(pools, caches, slots, steps, track_indices=t, steps_to_track=s)``
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import checks
+from .ops import TensorOrList, _as_list, update
+
+
+def commit_verified_states(
+    states: TensorOrList,
+    intermediates: TensorOrList,
+    state_indices: torch.Tensor,
+    accepted: torch.Tensor,
+    *,
+    src_rows: torch.Tensor | None = None,
+    accepted_are_lengths: bool = False,
+    track_indices: torch.Tensor | None = None,
+    steps_to_track: torch.Tensor | None = None,
+    check: bool = False,
+) -> None:
+    """Commits each request's last accepted state, and the track copies, with no host sync.
+
+    Args:
+        states, intermediates: the pools ``[L, C, *E]`` and caches ``[L, R, T, *E]``, one per
+            state kind (a tensor or a list).
+        state_indices: ``[N]`` each request's pool slot.
+        accepted: ``[N]`` the last accepted step of each request, -1 for none; or, with
+            ``accepted_are_lengths``, the number of accepted steps, 0 for none.
+        src_rows: ``[N]`` each request's row in the caches; default its position in the batch
+            (pass ``state_indices`` for caches indexed by pool slot).
+        track_indices, steps_to_track: ``[N]`` each, together or not at all: copy the state at
+            step ``steps_to_track[n]`` (-1: none) into slot ``track_indices[n]``.
+        check: validate the indices first (a host sync): ranges, and no slot written twice by
+            the commit and the track copies together.
+
+    A commit is one operator launch; with track copies, two, one per index set. Concatenating the
+    index sets into one launch needs three more small kernels and temporaries each call, and on
+    the CPU it was no faster (``python -m mamba_state_ext.bench --track``; README).
+    """
+    if (track_indices is None) != (steps_to_track is None):
+        raise ValueError(f"{checks.OP}pass track_indices and steps_to_track together, or neither")
+    states = _as_list(states, "states")
+    intermediates = _as_list(intermediates, "intermediates")
+    step_offset = -1 if accepted_are_lengths else 0
+    if check:
+        checks.check_update_args(states, intermediates, state_indices, accepted, src_rows)
+        committed = checks.check_entries(states, intermediates, state_indices, accepted, src_rows,
+                                         step_offset, steps_name="accepted")
+        if track_indices is not None:
+            checks.check_update_args(states, intermediates, track_indices, steps_to_track,
+                                     src_rows)
+            tracked = checks.check_entries(states, intermediates, track_indices, steps_to_track,
+                                           src_rows, 0, label="track entry",
+                                           steps_name="steps_to_track")
+            for slot, n in tracked.items():
+                if slot in committed:
+                    raise IndexError(f"{checks.OP}entry {committed[slot]} and track entry {n} "
+                                     f"both write dst slot {slot}")
+    update(states, intermediates, state_indices, accepted, src_rows, step_offset=step_offset,
+           check=False)
+    if track_indices is not None:
+        update(states, intermediates, track_indices, steps_to_track, src_rows, check=False)
