@@ -1,10 +1,12 @@
 #include "update_plan.h"
 
 #include <c10/util/Exception.h>
+#include <c10/util/SmallVector.h>
 #include <c10/util/StringUtil.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <ostream>
 
 namespace mamba_state {
 namespace {
@@ -41,8 +43,6 @@ Conversion conversion_between(at::ScalarType src, at::ScalarType dst) {
   }
 }
 
-std::string indexed(const char* name, size_t k) { return c10::str(name, "[", k, "]"); }
-
 void check_index_tensor(const at::Tensor& index, const char* name, int64_t num_entries) {
   TORCH_CHECK_TYPE(index.scalar_type() == at::kInt || index.scalar_type() == at::kLong, kOp, name,
                    " must be int32 or int64 (got ", dtype_name(index.scalar_type()), ")");
@@ -51,26 +51,43 @@ void check_index_tensor(const at::Tensor& index, const char* name, int64_t num_e
                     " entries but dst_slots has ", num_entries);
 }
 
+// An argument's name ("states[1]", "dst_slots"), formatted only when a message needs it: the
+// checks run on every call.
+struct ArgumentName {
+  const char* base;
+  int64_t index;  // -1: not an element of a list
+};
+
+std::ostream& operator<<(std::ostream& out, const ArgumentName& name) {
+  out << name.base;
+  if (name.index >= 0) out << "[" << name.index << "]";
+  return out;
+}
+
 struct NamedTensor {
-  std::string name;
+  ArgumentName name;
   const at::Tensor* tensor;
   bool written;
 };
 
 // Every tensor argument, destinations first, in the order the messages name them.
-std::vector<NamedTensor> named_arguments(at::TensorList states, at::TensorList intermediates,
-                                         const at::Tensor& dst_slots, const at::Tensor& steps,
-                                         const std::optional<at::Tensor>& src_rows,
-                                         const std::optional<at::Tensor>& entry_status) {
-  std::vector<NamedTensor> arguments;
-  for (size_t k = 0; k < states.size(); ++k) arguments.push_back({indexed("states", k), &states[k], true});
-  if (entry_status) arguments.push_back({"entry_status", &*entry_status, true});
-  for (size_t k = 0; k < intermediates.size(); ++k) {
-    arguments.push_back({indexed("intermediates", k), &intermediates[k], false});
+c10::SmallVector<NamedTensor, 16> named_arguments(at::TensorList states,
+                                                  at::TensorList intermediates,
+                                                  const at::Tensor& dst_slots,
+                                                  const at::Tensor& steps,
+                                                  const std::optional<at::Tensor>& src_rows,
+                                                  const std::optional<at::Tensor>& entry_status) {
+  c10::SmallVector<NamedTensor, 16> arguments;
+  for (size_t k = 0; k < states.size(); ++k) {
+    arguments.push_back({{"states", static_cast<int64_t>(k)}, &states[k], true});
   }
-  arguments.push_back({"dst_slots", &dst_slots, false});
-  arguments.push_back({"steps", &steps, false});
-  if (src_rows) arguments.push_back({"src_rows", &*src_rows, false});
+  if (entry_status) arguments.push_back({{"entry_status", -1}, &*entry_status, true});
+  for (size_t k = 0; k < intermediates.size(); ++k) {
+    arguments.push_back({{"intermediates", static_cast<int64_t>(k)}, &intermediates[k], false});
+  }
+  arguments.push_back({{"dst_slots", -1}, &dst_slots, false});
+  arguments.push_back({{"steps", -1}, &steps, false});
+  if (src_rows) arguments.push_back({{"src_rows", -1}, &*src_rows, false});
   return arguments;
 }
 
@@ -105,7 +122,7 @@ ByteRange byte_range(const at::Tensor& tensor) {
   return {begin, begin + static_cast<uintptr_t>(span * tensor.element_size())};
 }
 
-void check_no_overlap(const std::vector<NamedTensor>& arguments) {
+void check_no_overlap(c10::ArrayRef<NamedTensor> arguments) {
   for (size_t i = 0; i < arguments.size(); ++i) {
     if (!arguments[i].written) continue;
     TORCH_CHECK_VALUE(!may_overlap_itself(*arguments[i].tensor), kOp, arguments[i].name,

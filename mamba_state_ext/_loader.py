@@ -41,8 +41,15 @@ class Backend:
 
 
 def parse_build_info(info: str) -> dict[str, str]:
-    """'torch=2.14.1;cuda=13000;archs=800,900' -> {'torch': '2.14.1', ...}."""
-    return dict(item.split("=", 1) for item in info.split(";") if "=" in item)
+    """The library's 'torch=2.14.1;cuda=13000;archs=800,900' (CUDART_VERSION and nvcc's
+    __CUDA_ARCH_LIST__) as {'torch': '2.14.1', 'cuda': '13.0', 'archs': '8.0,9.0'}."""
+    build = dict(item.split("=", 1) for item in info.split(";") if "=" in item)
+    if build.get("cuda", "none") != "none":
+        version = int(build["cuda"])
+        build["cuda"] = f"{version // 1000}.{version % 1000 // 10}"
+        build["archs"] = ",".join(f"{int(a) // 100}.{int(a) % 100 // 10}"
+                                  for a in build["archs"].split(","))
+    return build
 
 
 def _explain(error: BaseException, what: str) -> str:

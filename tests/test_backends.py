@@ -100,3 +100,9 @@ def test_unbuilt_library_says_build():
     message = _loader._explain(ModuleNotFoundError("No module named 'mamba_state_ext._C'"),
                                "the compiled library mamba_state_ext._C")
     assert "is not built" in message and "build it with: pip install" in message
+
+
+def test_build_facts_are_readable():
+    assert _loader.parse_build_info("torch=2.14.1;cuda=12080;archs=800,900,1000") == {
+        "torch": "2.14.1", "cuda": "12.8", "archs": "8.0,9.0,10.0"}
+    assert _loader.parse_build_info("torch=2.5.1;cuda=none") == {"torch": "2.5.1", "cuda": "none"}
