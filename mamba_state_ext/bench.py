@@ -125,7 +125,6 @@ class Workload:
         self.device = device
         # With track copies, half the requests (rounded up) also copy a step into a track slot.
         self.num_tracked = (num_entries + 1) // 2 if track else 0
-        self.track = track
         self.bytes = (num_entries + self.num_tracked) * preset.bytes_per_entry()
         self.sets = max(1, min(MAX_INDEX_SETS, math.ceil(4 * cache_bytes(device) / self.bytes)))
         capacity = num_entries * self.sets * (2 if track else 1)

@@ -113,14 +113,15 @@ def cuda_arch_flags(cuda_home: str) -> list[str]:
     return gencode_flags(arch_list)
 
 
-def configure_cuda(torch_cuda_version: str | None) -> bool:
+def configure_cuda(torch_cuda_version: str | None, wanted: str | None = None) -> bool:
     """Decides whether to build the CUDA kernel; if so, sets CUDA_HOME for torch's build helpers.
 
-    ``torch_cuda_version`` is ``torch.version.cuda`` (None for a CPU build of torch). With
-    ``MAMBA_STATE_EXT_CUDA=1`` a missing piece is an error; unset, CUDA is built when both a CUDA
-    build of torch and a toolkit are present.
+    ``torch_cuda_version`` is ``torch.version.cuda`` (None for a CPU build of torch). ``wanted``
+    is "1", "0" or "auto", by default ``MAMBA_STATE_EXT_CUDA`` (unset: auto). With "1" a missing
+    piece is an error; with "auto", CUDA is built when a CUDA build of torch and a toolkit are
+    both present.
     """
-    wanted = os.environ.get(CUDA_ENV, "auto")
+    wanted = wanted or os.environ.get(CUDA_ENV, "auto")
     if wanted not in ("0", "1", "auto"):
         raise ValueError(f"{CUDA_ENV} must be 0, 1 or auto (got {wanted!r})")
     if wanted == "0":

@@ -46,11 +46,8 @@ def load(*, with_cuda: bool | None = None, verbose: bool = False,
     if not (SOURCE_ROOT / "csrc").is_dir():
         raise FileNotFoundError(f"mamba_state_ext.jit needs the source tree: no "
                                 f"{SOURCE_ROOT / 'csrc'} (clone the repository, run from there)")
-    if with_cuda is None:
-        with_cuda = build_config.configure_cuda(torch.version.cuda)
-    elif with_cuda:
-        os.environ[build_config.CUDA_ENV] = "1"
-        build_config.configure_cuda(torch.version.cuda)
+    if with_cuda is not False:  # None: auto (or MAMBA_STATE_EXT_CUDA); True: required
+        with_cuda = build_config.configure_cuda(torch.version.cuda, "1" if with_cuda else None)
     import torch.utils.cpp_extension as cpp_extension
 
     # It reads CUDA_HOME once, at its first import, and may have guessed it before we set it.
