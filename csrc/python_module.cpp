@@ -9,45 +9,97 @@ extern "C" const char* mamba_state_build_info();
 
 namespace {
 
-// The CUDA kernel's grid, run block by block and thread by thread on CPU tensors: the tests'
-// window into the CUDA index arithmetic on machines without a GPU. Same arguments and checks as
-// the operator; returns each launch's block count and each state kind's unit and tile counts.
-pybind11::list run_cuda_grid_on_cpu(std::vector<at::Tensor> states,
-                                    std::vector<at::Tensor> intermediates,
-                                    const at::Tensor& dst_slots, const at::Tensor& steps,
-                                    const std::optional<at::Tensor>& src_rows,
-                                    int64_t step_offset,
-                                    const std::optional<at::Tensor>& entry_status) {
-  TORCH_CHECK(!states.empty() && states[0].device().is_cpu(),
-              "_run_cuda_grid_on_cpu takes CPU tensors");
-  const mamba_state::UpdatePlan plan = mamba_state::plan_update(
-      states, intermediates, dst_slots, steps, src_rows, step_offset, entry_status);
+// The CUDA kernel's grid, run block by block and thread by thread on CPU tensors, with the
+// kernel's barriers kept (each step runs for every thread of a block before the next step): the
+// tests' window into the CUDA index arithmetic on machines without a GPU. Returns each launch's
+// block count and each state kind's path, unit and tile counts.
+pybind11::list run_grid_on_cpu(const mamba_state::UpdatePlan& plan, int64_t max_blocks) {
+  using namespace mamba_state;
+  TORCH_CHECK(max_blocks > 0, "max_blocks must be positive");
   pybind11::list launches;
-  for (const mamba_state::KernelParams& params : mamba_state::make_kernel_params(plan)) {
-    for (int64_t block = 0; block < params.num_blocks; ++block) {
-      for (int thread = 0; thread < mamba_state::kThreadsPerBlock; ++thread) {
-        mamba_state::run_block(params, block, thread);
+  for (const Launch& launch : make_launches(plan, max_blocks)) {
+    const KernelParams& params = launch.params;
+    for (int64_t block = 0; block < launch.num_blocks; ++block) {
+      if (block == 0 && params.entry_status != nullptr) {
+        for (int thread = 0; thread < kThreadsPerBlock; ++thread) {
+          write_entry_status(params, thread);
+        }
+      }
+      for (int64_t chunk = 0; chunk < params.indices.num_tasks(); chunk += kTasksPerChunk) {
+        std::vector<LiveTask> live;
+        for (int thread = 0; thread < kThreadsPerBlock; ++thread) {
+          for (int j = 0; j < kTasksPerThread; ++j) {
+            LiveTask task;
+            if (resolve_task(params, chunk + thread * kTasksPerThread + j, &task)) {
+              live.push_back(task);
+            }
+          }
+        }
+        for (int thread = 0; thread < kThreadsPerBlock; ++thread) {
+          copy_live_tiles(params, params.states, live.data(), static_cast<int64_t>(live.size()), block,
+                          launch.num_blocks, thread);
+        }
       }
     }
     pybind11::list kinds;
     for (int k = 0; k < params.num_states; ++k) {
-      const mamba_state::TiledStateCopy& state = params.states[k];
-      kinds.append(pybind11::dict(pybind11::arg("unit_elements") = state.unit_elements,
+      const TiledStateCopy& state = params.states[k];
+      const char* path = state.path == TilePath::kOneDim ? "one_dim"
+                         : state.path == TilePath::kRows ? "rows"
+                                                         : "strided";
+      kinds.append(pybind11::dict(pybind11::arg("path") = path,
+                                  pybind11::arg("unit_elements") = state.unit_elements,
                                   pybind11::arg("tiles_per_entry") = state.tiles_per_entry));
     }
-    launches.append(pybind11::dict(pybind11::arg("blocks") = params.num_blocks,
+    launches.append(pybind11::dict(pybind11::arg("blocks") = launch.num_blocks,
                                    pybind11::arg("states") = kinds));
   }
   return launches;
 }
 
+void require_cpu(at::TensorList states) {
+  TORCH_CHECK(!states.empty() && states[0].device().is_cpu(),
+              "the CPU run of the CUDA grid takes CPU tensors");
+}
+
+pybind11::list update_grid_on_cpu(std::vector<at::Tensor> states,
+                                  std::vector<at::Tensor> intermediates,
+                                  const at::Tensor& dst_slots, const at::Tensor& steps,
+                                  const std::optional<at::Tensor>& src_rows, int64_t step_offset,
+                                  const std::optional<at::Tensor>& entry_status,
+                                  const std::optional<at::Tensor>& track_slots,
+                                  const std::optional<at::Tensor>& track_steps,
+                                  int64_t max_blocks) {
+  require_cpu(states);
+  return run_grid_on_cpu(mamba_state::plan_update(states, intermediates, dst_slots, steps,
+                                                  src_rows, step_offset, entry_status,
+                                                  track_slots, track_steps),
+                         max_blocks);
+}
+
+pybind11::list copy_slots_grid_on_cpu(std::vector<at::Tensor> states, const at::Tensor& src_slots,
+                                      const at::Tensor& dst_slots,
+                                      const std::optional<at::Tensor>& mask,
+                                      const std::optional<at::Tensor>& entry_status,
+                                      int64_t max_blocks) {
+  require_cpu(states);
+  return run_grid_on_cpu(
+      mamba_state::plan_copy_slots(states, src_slots, dst_slots, mask, entry_status), max_blocks);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  namespace py = pybind11;
   m.def("build_info", [] { return std::string(mamba_state_build_info()); },
         "What the library was built against: 'torch=...;cuda=...;archs=...'.");
-  m.def("_run_cuda_grid_on_cpu", &run_cuda_grid_on_cpu, pybind11::arg("states"),
-        pybind11::arg("intermediates"), pybind11::arg("dst_slots"), pybind11::arg("steps"),
-        pybind11::arg("src_rows") = pybind11::none(), pybind11::arg("step_offset") = 0,
-        pybind11::arg("entry_status") = pybind11::none());
+  // A grid of 7 blocks by default: fewer blocks than tiles, so that blocks stride over tiles.
+  m.def("_run_update_grid_on_cpu", &update_grid_on_cpu, py::arg("states"),
+        py::arg("intermediates"), py::arg("dst_slots"), py::arg("steps"),
+        py::arg("src_rows") = py::none(), py::arg("step_offset") = 0,
+        py::arg("entry_status") = py::none(), py::arg("track_slots") = py::none(),
+        py::arg("track_steps") = py::none(), py::arg("max_blocks") = 7);
+  m.def("_run_copy_slots_grid_on_cpu", &copy_slots_grid_on_cpu, py::arg("states"),
+        py::arg("src_slots"), py::arg("dst_slots"), py::arg("mask") = py::none(),
+        py::arg("entry_status") = py::none(), py::arg("max_blocks") = 7);
 }

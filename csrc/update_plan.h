@@ -1,34 +1,38 @@
-// Host side of mamba_state::update, shared by every kernel: the argument checks (with the messages
-// users see) and the translation of tensors into the plain-data plan of copy_plan.h.
+// Host side of both operators, shared by every kernel: the translation of checked arguments into
+// the plain-data plan of copy_plan.h (index sets, one StateCopy per state kind).
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 #include <optional>
-#include <string>
 #include <vector>
 
+#include "checks.h"
 #include "copy_plan.h"
 
 namespace mamba_state {
 
 struct UpdatePlan {
+  Op op;
   EntryIndices indices;
-  std::vector<StateCopy> states;
-  int32_t* entry_status;  // nullptr when the caller passed none
+  std::vector<StateCopy> states;  // kinds with nothing to copy (no layers, empty entry) left out
+  int32_t* entry_status;          // nullptr when the caller passed none
   int64_t entry_status_stride;
 };
 
-// Checks every argument (list lengths, ranks, layer counts, entry shapes, slot/row/step counts,
-// dtype pairs, index dtypes, ranks and lengths, entry_status, devices, then memory overlap: no
-// destination may share memory with itself or any other argument), throwing with a message that
-// names the argument; then builds the plan. Reads no index values.
+// mamba_state::update: checks every argument (checks.h), then builds the plan: the commit
+// (dst_slots, steps + step_offset) and, with track_slots, the track copies (track_slots,
+// track_steps), both over src_rows. Reads no index values.
 UpdatePlan plan_update(at::TensorList states, at::TensorList intermediates,
                        const at::Tensor& dst_slots, const at::Tensor& steps,
                        const std::optional<at::Tensor>& src_rows, int64_t step_offset,
-                       const std::optional<at::Tensor>& entry_status);
+                       const std::optional<at::Tensor>& entry_status,
+                       const std::optional<at::Tensor>& track_slots,
+                       const std::optional<at::Tensor>& track_steps);
 
-// The message for entry n, which resolve_entry found bad (the first bound it broke).
-std::string describe_bad_entry(const EntryIndices& indices, int64_t n, const ResolvedEntry& entry);
+// mamba_state::copy_slots: each pool is its own source, read at [layer, src_slots[n]].
+UpdatePlan plan_copy_slots(at::TensorList states, const at::Tensor& src_slots,
+                           const at::Tensor& dst_slots, const std::optional<at::Tensor>& mask,
+                           const std::optional<at::Tensor>& entry_status);
 
 }  // namespace mamba_state

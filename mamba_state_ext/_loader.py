@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from . import checks, fallback
+from . import fallback
 
 BACKEND_ENV = "MAMBA_STATE_EXT_BACKEND"
 LIBRARY_ENV = "MAMBA_STATE_EXT_LIBRARY"
@@ -117,13 +117,15 @@ def _compiled_backend(path: str, build: dict[str, str], reason: str) -> Backend:
     library has no CUDA kernel."""
     global _python_library
     _warn_if_other_torch(build)
-    torch.library.register_fake("mamba_state::update", checks.fake_update)
+    for name, fake in fallback.FAKES.items():
+        torch.library.register_fake(f"mamba_state::{name}", fake)
     if build.get("cuda", "none") != "none":
         return Backend("compiled", "compiled", path, build, reason)
     if torch.version.cuda is None:
         return Backend("compiled", "none", path, build, reason)
     _python_library = torch.library.Library("mamba_state", "IMPL")
-    _python_library.impl("update", fallback.update, "CUDA")
+    for name, implementation in fallback.IMPLEMENTATIONS.items():
+        _python_library.impl(name, implementation, "CUDA")
     return Backend("compiled", "python", path, build, f"{reason}; library built without CUDA")
 
 

@@ -1,46 +1,106 @@
-"""The argument checks and index rules of ``mamba_state::update``, in Python.
+"""The argument checks and index rules of ``mamba_state::update`` and ``mamba_state::copy_slots``.
 
-They mirror ``csrc/update_plan.cpp`` and ``csrc/copy_plan.h`` message for message: the Python
-fallback and the wrapper's ``check=True`` use them, and the tests hold both implementations to the
-same table of errors (``tests/error_cases.py``).
+Twin of ``csrc/checks.cpp`` (argument checks, memory sharing, messages) and of ``resolve_entry``
+in ``csrc/copy_plan.h`` (index rules): the same checks in the same order with the same words. The
+Python fallback, the fake kernels and the wrappers' ``check=True`` use them, and the tests hold
+both implementations to one table of errors (``tests/error_cases.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
 
-OP = "mamba_state.update: "
+UPDATE = "mamba_state.update: "
+COPY_SLOTS = "mamba_state.copy_slots: "
 MAX_ENTRY_DIMS = 8
 CONVERTED_FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 
-# Bits of entry_status: which bound an applied entry broke (0 for applied and skipped entries).
+# Bits of entry_status: which bound an applied copy broke (0 for applied and skipped entries).
+# update: the commit (1, 2, 4) and the track copy (8, 16; the row is shared); copy_slots: 1, 2.
 SLOT_OUT_OF_RANGE = 1
-ROW_OUT_OF_RANGE = 2
+ROW_OUT_OF_RANGE = 2  # copy_slots: the source slot
 STEP_OUT_OF_RANGE = 4
+TRACK_SLOT_OUT_OF_RANGE = 8
+TRACK_STEP_OUT_OF_RANGE = 16
+
+# A budget of steps for share_bytes, past which it answers conservatively.
+SHARE_BYTES_BUDGET = 1024
+# Blocks of one tensor followed against the whole of another before share_bytes gives up.
+MAX_FOLLOWED_BLOCKS = 4
 
 
-def _check_index_tensor(index: torch.Tensor, name: str, num_entries: int) -> None:
-    if index.dtype not in (torch.int32, torch.int64):
-        raise TypeError(f"{OP}{name} must be int32 or int64 (got {index.dtype})")
-    if index.dim() != 1:
-        raise ValueError(f"{OP}{name} must be 1-D (got shape {list(index.shape)})")
-    if index.numel() != num_entries:
+def _check_pool_rank(op: str, state: torch.Tensor, k: int) -> None:
+    if state.dim() < 2:
         raise ValueError(
-            f"{OP}{name} has {index.numel()} entries but dst_slots has {num_entries}"
+            f"{op}states[{k}] must be [layers, slots, *entry] (got shape {list(state.shape)})"
+        )
+    if state.dim() - 2 > MAX_ENTRY_DIMS:
+        raise ValueError(
+            f"{op}states[{k}] has {state.dim() - 2} entry dims; "
+            f"at most {MAX_ENTRY_DIMS} are supported"
         )
 
 
-def named_arguments(states, intermediates, dst_slots, steps, src_rows, entry_status):
-    """Every tensor argument as (name, tensor, written), destinations first."""
+def _check_same_slots(op: str, states: Sequence[torch.Tensor], k: int) -> None:
+    if states[k].shape[1] != states[0].shape[1]:
+        raise ValueError(
+            f"{op}states[{k}] has {states[k].shape[1]} slots but states[0] has "
+            f"{states[0].shape[1]}: every pool must have the same slots"
+        )
+
+
+def _check_index_tensor(op: str, index: torch.Tensor, name: str, num_entries: int) -> None:
+    if index.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"{op}{name} must be int32 or int64 (got {index.dtype})")
+    if index.dim() != 1:
+        raise ValueError(f"{op}{name} must be 1-D (got shape {list(index.shape)})")
+    if index.numel() != num_entries:
+        raise ValueError(f"{op}{name} has {index.numel()} entries but dst_slots has {num_entries}")
+
+
+def _check_entry_status(op: str, entry_status: torch.Tensor | None, num_entries: int) -> None:
+    if entry_status is None:
+        return
+    if entry_status.dtype != torch.int32:
+        raise TypeError(f"{op}entry_status must be int32 (got {entry_status.dtype})")
+    if entry_status.dim() != 1 or entry_status.numel() != num_entries:
+        raise ValueError(
+            f"{op}entry_status must have shape [{num_entries}], one per entry "
+            f"(got {list(entry_status.shape)})"
+        )
+
+
+def _check_devices(op: str, arguments) -> None:
+    device = arguments[0][1].device  # states[0]
+    for name, tensor, _ in arguments:
+        if tensor.device != device:
+            raise ValueError(f"{op}{name} is on {tensor.device} but states[0] is on {device}")
+
+
+def update_arguments(states, intermediates, dst_slots, steps, src_rows=None, entry_status=None,
+                     track_slots=None, track_steps=None):
+    """update's tensor arguments as (name, tensor, written), destinations first."""
     arguments = [(f"states[{k}]", state, True) for k, state in enumerate(states)]
     if entry_status is not None:
         arguments.append(("entry_status", entry_status, True))
     arguments += [(f"intermediates[{k}]", t, False) for k, t in enumerate(intermediates)]
     arguments += [("dst_slots", dst_slots, False), ("steps", steps, False)]
-    if src_rows is not None:
-        arguments.append(("src_rows", src_rows, False))
+    optional = (("src_rows", src_rows), ("track_slots", track_slots), ("track_steps", track_steps))
+    arguments += [(name, tensor, False) for name, tensor in optional if tensor is not None]
+    return arguments
+
+
+def copy_slots_arguments(states, src_slots, dst_slots, mask=None, entry_status=None):
+    """copy_slots' tensor arguments: each pool is read and written."""
+    arguments = [(f"states[{k}]", state, True) for k, state in enumerate(states)]
+    if entry_status is not None:
+        arguments.append(("entry_status", entry_status, True))
+    arguments += [("src_slots", src_slots, False), ("dst_slots", dst_slots, False)]
+    if mask is not None:
+        arguments.append(("mask", mask, False))
     return arguments
 
 
@@ -51,47 +111,38 @@ def check_update_args(
     steps: torch.Tensor,
     src_rows: torch.Tensor | None = None,
     entry_status: torch.Tensor | None = None,
+    track_slots: torch.Tensor | None = None,
+    track_steps: torch.Tensor | None = None,
 ) -> None:
     """Shapes, dtypes and devices; reads no data (so it also serves as the fake kernel)."""
+    op = UPDATE
     if len(states) == 0:
-        raise ValueError(f"{OP}states is empty: pass at least one state pool")
+        raise ValueError(f"{op}states is empty: pass at least one state pool")
     if len(states) != len(intermediates):
         raise ValueError(
-            f"{OP}states has {len(states)} tensors but intermediates has {len(intermediates)}"
+            f"{op}states has {len(states)} tensors but intermediates has {len(intermediates)}"
         )
     for k, (state, intermediate) in enumerate(zip(states, intermediates)):
-        if state.dim() < 2:
-            raise ValueError(
-                f"{OP}states[{k}] must be [layers, slots, *entry] (got shape {list(state.shape)})"
-            )
+        _check_pool_rank(op, state, k)
         if intermediate.dim() < 3:
             raise ValueError(
-                f"{OP}intermediates[{k}] must be [layers, rows, steps, *entry] "
+                f"{op}intermediates[{k}] must be [layers, rows, steps, *entry] "
                 f"(got shape {list(intermediate.shape)})"
-            )
-        if state.dim() - 2 > MAX_ENTRY_DIMS:
-            raise ValueError(
-                f"{OP}states[{k}] has {state.dim() - 2} entry dims; "
-                f"at most {MAX_ENTRY_DIMS} are supported"
             )
         if intermediate.shape[0] != state.shape[0]:
             raise ValueError(
-                f"{OP}intermediates[{k}] has {intermediate.shape[0]} layers "
+                f"{op}intermediates[{k}] has {intermediate.shape[0]} layers "
                 f"but states[{k}] has {state.shape[0]}"
             )
         if intermediate.shape[3:] != state.shape[2:]:
             raise ValueError(
-                f"{OP}intermediates[{k}] has entry shape {list(intermediate.shape[3:])} "
+                f"{op}intermediates[{k}] has entry shape {list(intermediate.shape[3:])} "
                 f"but states[{k}] has {list(state.shape[2:])}"
             )
-        if state.shape[1] != states[0].shape[1]:
-            raise ValueError(
-                f"{OP}states[{k}] has {state.shape[1]} slots but states[0] has "
-                f"{states[0].shape[1]}: every pool must have the same slots"
-            )
+        _check_same_slots(op, states, k)
         if intermediate.shape[1:3] != intermediates[0].shape[1:3]:
             raise ValueError(
-                f"{OP}intermediates[{k}] has {intermediate.shape[1]} rows and "
+                f"{op}intermediates[{k}] has {intermediate.shape[1]} rows and "
                 f"{intermediate.shape[2]} steps but intermediates[0] has "
                 f"{intermediates[0].shape[1]} rows and {intermediates[0].shape[2]} steps"
             )
@@ -99,36 +150,64 @@ def check_update_args(
             state.dtype in CONVERTED_FLOATS and intermediate.dtype in CONVERTED_FLOATS
         ):
             raise TypeError(
-                f"{OP}states[{k}] is {state.dtype} but intermediates[{k}] is "
+                f"{op}states[{k}] is {state.dtype} but intermediates[{k}] is "
                 f"{intermediate.dtype}: only float32, float16 and bfloat16 convert to one "
                 "another; other dtypes must match"
             )
     num_entries = dst_slots.numel()
-    _check_index_tensor(dst_slots, "dst_slots", num_entries)
-    _check_index_tensor(steps, "steps", num_entries)
+    _check_index_tensor(op, dst_slots, "dst_slots", num_entries)
+    _check_index_tensor(op, steps, "steps", num_entries)
     if src_rows is not None:
-        _check_index_tensor(src_rows, "src_rows", num_entries)
-    if entry_status is not None:
-        if entry_status.dtype != torch.int32:
-            raise TypeError(f"{OP}entry_status must be int32 (got {entry_status.dtype})")
-        if entry_status.dim() != 1 or entry_status.numel() != num_entries:
-            raise ValueError(
-                f"{OP}entry_status must have shape [{num_entries}], one per entry "
-                f"(got {list(entry_status.shape)})"
-            )
-    device = states[0].device
-    for name, tensor, _ in named_arguments(
-        states, intermediates, dst_slots, steps, src_rows, entry_status
-    ):
-        if tensor.device != device:
-            raise ValueError(f"{OP}{name} is on {tensor.device} but states[0] is on {device}")
+        _check_index_tensor(op, src_rows, "src_rows", num_entries)
+    if (track_slots is None) != (track_steps is None):
+        raise ValueError(f"{op}pass track_slots and track_steps together, or neither")
+    if track_slots is not None:
+        _check_index_tensor(op, track_slots, "track_slots", num_entries)
+        _check_index_tensor(op, track_steps, "track_steps", num_entries)
+    _check_entry_status(op, entry_status, num_entries)
+    _check_devices(op, update_arguments(states, intermediates, dst_slots, steps, src_rows,
+                                        entry_status, track_slots, track_steps))
 
 
-def fake_update(
-    states, intermediates, dst_slots, steps, src_rows=None, step_offset=0, entry_status=None
+def check_copy_slots_args(
+    states: Sequence[torch.Tensor],
+    src_slots: torch.Tensor,
+    dst_slots: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    entry_status: torch.Tensor | None = None,
 ) -> None:
-    """The fake (meta) kernel of the op, for both backends: the shape checks, nothing else."""
-    check_update_args(states, intermediates, dst_slots, steps, src_rows, entry_status)
+    """Shapes, dtypes and devices; reads no data (so it also serves as the fake kernel)."""
+    op = COPY_SLOTS
+    if len(states) == 0:
+        raise ValueError(f"{op}states is empty: pass at least one state pool")
+    for k, state in enumerate(states):
+        _check_pool_rank(op, state, k)
+        _check_same_slots(op, states, k)
+    num_entries = dst_slots.numel()
+    _check_index_tensor(op, dst_slots, "dst_slots", num_entries)
+    _check_index_tensor(op, src_slots, "src_slots", num_entries)
+    if mask is not None:
+        if mask.dtype != torch.bool:
+            raise TypeError(f"{op}mask must be bool (got {mask.dtype})")
+        if mask.dim() != 1 or mask.numel() != num_entries:
+            raise ValueError(
+                f"{op}mask must have shape [{num_entries}], one per entry "
+                f"(got {list(mask.shape)})"
+            )
+    _check_entry_status(op, entry_status, num_entries)
+    _check_devices(op, copy_slots_arguments(states, src_slots, dst_slots, mask, entry_status))
+
+
+def fake_update(states, intermediates, dst_slots, steps, src_rows=None, step_offset=0,
+                entry_status=None, track_slots=None, track_steps=None) -> None:
+    """The fake (meta) kernel of update, for both backends: the shape checks, nothing else."""
+    check_update_args(states, intermediates, dst_slots, steps, src_rows, entry_status,
+                      track_slots, track_steps)
+
+
+def fake_copy_slots(states, src_slots, dst_slots, mask=None, entry_status=None) -> None:
+    """The fake (meta) kernel of copy_slots."""
+    check_copy_slots_args(states, src_slots, dst_slots, mask, entry_status)
 
 
 def _may_overlap_itself(tensor: torch.Tensor) -> bool:
@@ -144,100 +223,208 @@ def _may_overlap_itself(tensor: torch.Tensor) -> bool:
     return False
 
 
-def _byte_range(tensor: torch.Tensor) -> tuple[int, int]:
-    if tensor.numel() == 0:
-        return (0, 0)
-    span = 1 + sum(stride * (size - 1) for stride, size in zip(tensor.stride(), tensor.shape))
-    begin = tensor.data_ptr()
-    return (begin, begin + span * tensor.element_size())
+class _ByteLayout:
+    """The bytes a tensor touches: its first byte plus (byte stride, size) dims, largest stride
+    first; dims of size 1 or stride 0 touch no other byte and are left out."""
+
+    def __init__(self, tensor: torch.Tensor):
+        self.base = tensor.data_ptr()
+        size = tensor.element_size()
+        self.dims = sorted(((tensor.stride(d) * size, tensor.shape[d]) for d in range(tensor.dim())
+                            if tensor.shape[d] > 1 and tensor.stride(d) != 0), reverse=True)
+        self.spans = [size]  # spans[i]: bytes from base covered by dims[i:]
+        for stride, count in reversed(self.dims):
+            self.spans.insert(0, self.spans[0] + stride * (count - 1))
 
 
-def check_no_overlap(states, intermediates, dst_slots, steps, src_rows, entry_status) -> None:
-    """No destination may share memory with itself or with any other argument."""
-    arguments = named_arguments(states, intermediates, dst_slots, steps, src_rows, entry_status)
+def _share_bytes(a, i, a_base, b, j, b_base, budget) -> bool:
+    # See csrc/checks.cpp: share_bytes, step for step.
+    if a_base + a.spans[i] <= b_base or b_base + b.spans[j] <= a_base:
+        return False
+    if i == len(a.dims) and j == len(b.dims):
+        return True
+    budget[0] -= 1
+    if budget[0] < 0:
+        return True
+    peel_a = j == len(b.dims) or (i < len(a.dims) and a.dims[i] >= b.dims[j])
+    x, y, xi, yi, x_base, y_base = (a, b, i, j, a_base, b_base) if peel_a else \
+        (b, a, j, i, b_base, a_base)
+    stride, count = x.dims[xi]
+    x_inner = x.spans[xi + 1]
+    if x_inner > stride:
+        return True
+
+    def recurse(x_next, x_at, y_next, y_at):
+        if peel_a:
+            return _share_bytes(a, x_next, x_at, b, y_next, y_at, budget)
+        return _share_bytes(a, y_next, y_at, b, x_next, x_at, budget)
+
+    if yi < len(y.dims) and y.dims[yi][0] == stride and y.spans[yi + 1] <= stride:
+        y_count = y.dims[yi][1]
+        offset = x_base - y_base
+        k = (offset - y.spans[yi + 1]) // stride + 1
+        while k * stride < offset + x_inner:
+            some_pair = max(0, -k) < min(count, y_count - k)
+            if some_pair and recurse(xi + 1, x_base, yi + 1, y_base + k * stride):
+                return True
+            k += 1
+        return False
+    first = max(0, (y_base - x_base - x_inner) // stride + 1)
+    last = min(count - 1, (y_base + y.spans[yi] - 1 - x_base) // stride)
+    if last - first >= MAX_FOLLOWED_BLOCKS:
+        return True
+    return any(recurse(xi + 1, x_base + p * stride, yi, y_base) for p in range(first, last + 1))
+
+
+def share_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether some byte lies in both tensors. Exact where each dim steps past all that the dims
+    below it span (pools, envelope views of one buffer, conv windows); elsewhere conservative:
+    true when the byte ranges intersect. Reasons on strides and extents only."""
+    if a.numel() == 0 or b.numel() == 0:
+        return False
+    layout_a, layout_b = _ByteLayout(a), _ByteLayout(b)
+    return _share_bytes(layout_a, 0, layout_a.base, layout_b, 0, layout_b.base,
+                        [SHARE_BYTES_BUDGET])
+
+
+def check_no_overlap(op: str, arguments) -> None:
+    """No destination may share a byte with itself or with any other argument."""
     for i, (name, tensor, written) in enumerate(arguments):
         if not written:
             continue
         if _may_overlap_itself(tensor):
             raise ValueError(
-                f"{OP}{name} has elements that share memory (an expanded or overlapping view): "
+                f"{op}{name} has elements that share memory (an expanded or overlapping view): "
                 "every destination element needs memory of its own"
             )
-        begin, end = _byte_range(tensor)
         for j, (other_name, other, _) in enumerate(arguments):
-            other_begin, other_end = _byte_range(other)
-            if j != i and begin < end and other_begin < other_end:
-                if begin < other_end and other_begin < end:
-                    raise ValueError(
-                        f"{OP}{name} shares memory with {other_name}: "
-                        "a destination must not overlap any other argument"
-                    )
+            if j != i and share_bytes(tensor, other):
+                raise ValueError(
+                    f"{op}{name} shares memory with {other_name}: "
+                    "a destination must not overlap any other argument"
+                )
 
 
-def resolve_entries(dst_slots, steps, src_rows, step_offset, num_slots, num_rows, num_steps):
+@dataclasses.dataclass(frozen=True)
+class IndexSet:
+    """One set of N copies (csrc/copy_plan.h: IndexSet). ``steps`` None: step 0; ``src_rows``
+    None: row n; ``mask`` None: every entry."""
+
+    dst_slots: torch.Tensor
+    steps: torch.Tensor | None
+    src_rows: torch.Tensor | None
+    mask: torch.Tensor | None = None
+    step_offset: int = 0
+    negative_row_skips: bool = False
+    slot_bit: int = SLOT_OUT_OF_RANGE
+    row_bit: int = ROW_OUT_OF_RANGE
+    step_bit: int = STEP_OUT_OF_RANGE
+
+
+def update_index_sets(dst_slots, steps, src_rows, step_offset, track_slots, track_steps):
+    """The commit and, with track_slots, the track copies."""
+    sets = [IndexSet(dst_slots, steps, src_rows, step_offset=step_offset)]
+    if track_slots is not None:
+        sets.append(IndexSet(track_slots, track_steps, src_rows, slot_bit=TRACK_SLOT_OUT_OF_RANGE,
+                             step_bit=TRACK_STEP_OUT_OF_RANGE))
+    return sets
+
+
+def copy_slots_index_sets(src_slots, dst_slots, mask):
+    return [IndexSet(dst_slots, None, src_slots, mask, negative_row_skips=True)]
+
+
+def resolve_entries(index_set: IndexSet, num_slots: int, num_rows: int, num_steps: int):
     """The index rules as tensor ops on the indices' device (no host sync).
 
-    Returns ``(status, slot, row, step)``: int32 status bits (0 for applied and skipped entries),
-    and the int64 slot, row and step (``steps + step_offset``; < 0 means skipped) of each entry.
+    Returns ``(status, slot, row, step, applied)``: int32 status bits (0 for applied and skipped
+    entries), the int64 slot, row and step of each entry, and whether it is applied (not
+    skipped; it copies if its status is also 0). An entry is skipped when its mask is false, its
+    step (+ step_offset) is negative, its destination slot is negative (PAD_SLOT_ID), or, with
+    negative_row_skips (copy_slots), its source slot is negative.
     """
-    step = steps.to(torch.int64) + step_offset
-    slot = dst_slots.to(torch.int64)
-    if src_rows is None:
+    slot = index_set.dst_slots.to(torch.int64)
+    if index_set.steps is None:
+        step = torch.zeros_like(slot)
+    else:
+        step = index_set.steps.to(torch.int64) + index_set.step_offset
+    if index_set.src_rows is None:
         row = torch.arange(slot.numel(), device=slot.device, dtype=torch.int64)
     else:
-        row = src_rows.to(torch.int64)
+        row = index_set.src_rows.to(torch.int64)
+    applied = (step >= 0) & (slot >= 0)
+    if index_set.negative_row_skips:
+        applied &= row >= 0
+    if index_set.mask is not None:
+        applied &= index_set.mask
     status = (
-        ((slot < 0) | (slot >= num_slots)).to(torch.int32) * SLOT_OUT_OF_RANGE
-        + ((row < 0) | (row >= num_rows)).to(torch.int32) * ROW_OUT_OF_RANGE
-        + (step >= num_steps).to(torch.int32) * STEP_OUT_OF_RANGE
+        (slot >= num_slots).to(torch.int32) * index_set.slot_bit
+        + ((row < 0) | (row >= num_rows)).to(torch.int32) * index_set.row_bit
+        + (step >= num_steps).to(torch.int32) * index_set.step_bit
     )
-    status = torch.where(step >= 0, status, torch.zeros_like(status))
-    return status, slot, row, step
+    status = torch.where(applied, status, torch.zeros_like(status))
+    return status, slot, row, step, applied
 
 
-def describe_bad_entry(n, status, slot, row, step, num_slots, num_rows, num_steps, *,
-                       label="entry", step_source=None) -> str:
-    """The message for entry n, naming the first bound it broke (as the C++ kernels do)."""
-    if status & SLOT_OUT_OF_RANGE:
-        return f"{OP}{label} {n}: dst slot {slot} is out of range [0, {num_slots})"
+def describe_bad_entry(op, set_index, n, status, slot, row, step, num_slots, num_rows,
+                       num_steps) -> str:
+    """The message for entry n of an index set, naming the first bound it broke."""
+    track = op == UPDATE and set_index == 1
+    where = f"{op}entry {n}: "
+    if status & (TRACK_SLOT_OUT_OF_RANGE if track else SLOT_OUT_OF_RANGE):
+        return f"{where}{'track' if track else 'dst'} slot {slot} is out of range [0, {num_slots})"
     if status & ROW_OUT_OF_RANGE:
-        return f"{OP}{label} {n}: src row {row} is out of range [0, {num_rows})"
-    step_source = step_source or f"steps[{n}] + step_offset"
-    return f"{OP}{label} {n}: step {step} ({step_source}) is out of range [0, {num_steps})"
+        name = "src slot" if op == COPY_SLOTS else "src row"
+        return f"{where}{name} {row} is out of range [0, {num_rows})"
+    source = f"track_steps[{n}]" if track else f"steps[{n}] + step_offset"
+    return f"{where}step {step} ({source}) is out of range [0, {num_steps})"
 
 
-def raise_for_first_bad_entry(status, slot, row, step, num_slots, num_rows, num_steps, *,
-                              label="entry", steps_name=None) -> None:
-    """IndexError for the first entry with status bits; the arguments are resolve_entries'."""
-    bad = torch.nonzero(status).flatten()
-    if bad.numel():
-        n = int(bad[0])
-        raise IndexError(describe_bad_entry(
-            n, int(status[n]), int(slot[n]), int(row[n]), int(step[n]), num_slots, num_rows,
-            num_steps, label=label, step_source=steps_name and f"from {steps_name}[{n}]",
-        ))
+def resolve_all(op, index_sets, num_slots, num_rows, num_steps):
+    """resolve_entries for every set, stacked: ``[sets, 5, N]`` int64 on the indices' device."""
+    resolved = [resolve_entries(s, num_slots, num_rows, num_steps) for s in index_sets]
+    return torch.stack([torch.stack([t.to(torch.int64) for t in r]) for r in resolved])
 
 
-def check_entries(states, intermediates, dst_slots, steps, src_rows, step_offset, *,
-                  label: str = "entry", steps_name: str | None = None) -> dict:
-    """Raises IndexError for the first applied entry out of range, then for the first two
-    applied entries that write the same slot. Returns {slot: the entry writing it}. One host sync
-    for CUDA indices. ``label`` and ``steps_name`` name the entries and their steps in the
-    messages (for callers whose arguments are not the op's)."""
-    num_slots = states[0].shape[1]
-    num_rows, num_steps = intermediates[0].shape[1:3]
-    resolved = resolve_entries(
-        dst_slots, steps, src_rows, step_offset, num_slots, num_rows, num_steps
-    )
-    status, slot, row, step = torch.stack([t.to(torch.int64) for t in resolved]).cpu()
-    raise_for_first_bad_entry(status, slot, row, step, num_slots, num_rows, num_steps,
-                              label=label, steps_name=steps_name)
-    writer = {}
-    for n, (entry_slot, entry_step) in enumerate(zip(slot.tolist(), step.tolist())):
-        if entry_step < 0:
-            continue
-        if entry_slot in writer:
-            raise IndexError(f"{OP}{label.replace('entry', 'entries')} {writer[entry_slot]} "
-                             f"and {n} both write dst slot {entry_slot}")
-        writer[entry_slot] = n
-    return writer
+def raise_for_first_bad_entry(op, resolved, num_slots, num_rows, num_steps) -> None:
+    """IndexError for the first bad copy, entry by entry (the commit before the track copy), as
+    the CPU kernel raises; ``resolved`` is resolve_all's, on the CPU."""
+    status = resolved[:, 0]
+    bad = torch.nonzero(status.t()).tolist()  # (entry, set), in entry order
+    if bad:
+        n, set_index = bad[0]
+        _, slot, row, step, _ = resolved[set_index, :, n].tolist()
+        raise IndexError(describe_bad_entry(op, set_index, n, int(status[set_index, n]), slot,
+                                            row, step, num_slots, num_rows, num_steps))
+
+
+def _writer_name(set_index: int, n: int) -> str:
+    return f"track entry {n}" if set_index == 1 else f"entry {n}"
+
+
+def check_entries(op, index_sets, num_slots, num_rows, num_steps) -> None:
+    """The wrappers' ``check=True``: raises IndexError for the first bad copy, then for two
+    applied copies that write the same slot, then (copy_slots) for a slot both read and written.
+    One host sync for CUDA indices."""
+    resolved = resolve_all(op, index_sets, num_slots, num_rows, num_steps).cpu()
+    raise_for_first_bad_entry(op, resolved, num_slots, num_rows, num_steps)
+    writers = {}
+    for set_index in range(len(index_sets)):
+        slots, applied = resolved[set_index, 1].tolist(), resolved[set_index, 4].tolist()
+        for n, (slot, is_applied) in enumerate(zip(slots, applied)):
+            if not is_applied:
+                continue
+            if slot in writers:
+                first = writers[slot]
+                if first[0] == set_index:
+                    names = f"{'track entries' if set_index == 1 else 'entries'} {first[1]} and {n}"
+                else:
+                    names = f"{_writer_name(*first)} and {_writer_name(set_index, n)}"
+                raise IndexError(f"{op}{names} both write dst slot {slot}")
+            writers[slot] = (set_index, n)
+    if op == COPY_SLOTS:
+        rows, applied = resolved[0, 2].tolist(), resolved[0, 4].tolist()
+        for n, (row, is_applied) in enumerate(zip(rows, applied)):
+            if is_applied and row in writers:
+                raise IndexError(f"{op}entry {n} reads src slot {row}, which entry "
+                                 f"{writers[row][1]} writes")

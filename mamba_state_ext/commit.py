@@ -2,13 +2,13 @@
 
 After the target model verifies the draft tokens, a server commits, for every request, the state
 at the last accepted step of every state kind (SSM, conv, ...) into its pool slot, and, with prefix
-caching, copies the state at a "track" step into a tracking slot. Both forms seen in servers:
+caching, copies the state at a "track" step into a tracking slot. Both forms servers use:
 
-- the seed's: accepted *lengths* (0: nothing accepted), caches indexed by pool slot:
+- accepted *lengths* (0: nothing accepted), caches indexed by pool slot:
   ``commit_verified_states(pools, caches, slots, lengths, src_rows=slots,
   accepted_are_lengths=True)``
-- the later one: accepted *step indices* (-1: none), caches indexed by the request's position in
-  the batch, plus the track copy:
+- accepted *step indices* (-1: none), caches indexed by the request's position in the batch,
+  plus the track copy:
   ``commit_verified_states(pools, caches, slots, steps, track_indices=t, steps_to_track=s)``
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from . import checks
-from .ops import TensorOrList, _as_list, update
+from .ops import TensorOrList, update
 
 
 def commit_verified_states(
@@ -47,30 +47,14 @@ def commit_verified_states(
         check: validate the indices first (a host sync): ranges, and no slot written twice by
             the commit and the track copies together.
 
-    A commit is one operator launch; with track copies, two, one per index set. Concatenating the
-    index sets into one launch needs three more small kernels and temporaries each call, and on
-    the CPU it was no faster (``python -m mamba_state_ext.bench --track``; README).
+    The whole commit, track copies included, is one operator call: one kernel launch on CUDA,
+    one parallel pass on the CPU, with the index tensors used as they are. ``check`` defaults to
+    False here, unlike ``update``: this is the decode loop's hot path, where a check's host sync
+    would stall every step; turn it on while bringing a server up.
     """
     if (track_indices is None) != (steps_to_track is None):
-        raise ValueError(f"{checks.OP}pass track_indices and steps_to_track together, or neither")
-    states = _as_list(states, "states")
-    intermediates = _as_list(intermediates, "intermediates")
-    step_offset = -1 if accepted_are_lengths else 0
-    if check:
-        checks.check_update_args(states, intermediates, state_indices, accepted, src_rows)
-        committed = checks.check_entries(states, intermediates, state_indices, accepted, src_rows,
-                                         step_offset, steps_name="accepted")
-        if track_indices is not None:
-            checks.check_update_args(states, intermediates, track_indices, steps_to_track,
-                                     src_rows)
-            tracked = checks.check_entries(states, intermediates, track_indices, steps_to_track,
-                                           src_rows, 0, label="track entry",
-                                           steps_name="steps_to_track")
-            for slot, n in tracked.items():
-                if slot in committed:
-                    raise IndexError(f"{checks.OP}entry {committed[slot]} and track entry {n} "
-                                     f"both write dst slot {slot}")
-    update(states, intermediates, state_indices, accepted, src_rows, step_offset=step_offset,
-           check=False)
-    if track_indices is not None:
-        update(states, intermediates, track_indices, steps_to_track, src_rows, check=False)
+        raise ValueError(f"{checks.UPDATE}pass track_indices and steps_to_track together, "
+                         "or neither")
+    update(states, intermediates, state_indices, accepted, src_rows,
+           step_offset=-1 if accepted_are_lengths else 0, check=check,
+           track_slots=track_indices, track_steps=steps_to_track)

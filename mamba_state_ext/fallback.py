@@ -1,12 +1,12 @@
-"""The pure-PyTorch implementation of ``mamba_state::update``, registered under the same schema
-when the compiled library is missing (or ``MAMBA_STATE_EXT_BACKEND=python``), and for CUDA
-tensors when the library was built without CUDA.
+"""The pure-PyTorch implementation of ``mamba_state::update`` and ``mamba_state::copy_slots``,
+registered under the same schemas when the compiled library is missing (or
+``MAMBA_STATE_EXT_BACKEND=python``), and for CUDA tensors when the library was built without CUDA.
 
 It follows the contract of the compiled kernels: on the CPU it raises before it writes anything;
 elsewhere it cannot raise without a host sync, so it applies nothing of a bad entry and reports it
-in ``entry_status``. It never syncs: entries that copy nothing are pointed at one that does, so the
-scatter needs no boolean mask. It gathers the selected entries into a temporary first (as the
-seed's advanced indexing does), so it moves twice the bytes of the compiled kernels.
+in ``entry_status``. It never syncs: copies that do nothing are pointed at one that does, so the
+scatter needs no boolean mask. It gathers the selected entries into a temporary first (as
+advanced indexing does), so it moves twice the bytes of the compiled kernels.
 """
 
 from __future__ import annotations
@@ -15,11 +15,53 @@ import torch
 
 from . import checks
 
-# The operator's schema; the compiled library declares the same string (tests/test_backends.py).
-SCHEMA = (
-    "update(Tensor(a!)[] states, Tensor[] intermediates, Tensor dst_slots, Tensor steps, "
-    "Tensor? src_rows=None, int step_offset=0, Tensor(b!)? entry_status=None) -> ()"
-)
+# The operators' schemas; the compiled library declares the same strings
+# (csrc/torch_bindings.cpp; tests/test_backends.py holds them equal).
+SCHEMAS = {
+    "update": (
+        "update(Tensor(a!)[] states, Tensor[] intermediates, Tensor dst_slots, Tensor steps, "
+        "Tensor? src_rows=None, int step_offset=0, Tensor(b!)? entry_status=None, "
+        "Tensor? track_slots=None, Tensor? track_steps=None) -> ()"
+    ),
+    "copy_slots": (
+        "copy_slots(Tensor(a!)[] states, Tensor src_slots, Tensor dst_slots, Tensor? mask=None, "
+        "Tensor(b!)? entry_status=None) -> ()"
+    ),
+}
+
+
+def _apply(op, states, sources, index_sets, num_rows, num_steps, entry_status) -> None:
+    """Copies every applied, in-range entry of the index sets from sources[k] ([L, R, T, *E])
+    into states[k]; raises first on the CPU, else reports bad entries in entry_status."""
+    num_slots = states[0].shape[1]
+    resolved = checks.resolve_all(op, index_sets, num_slots, num_rows, num_steps)
+    if states[0].device.type == "cpu":  # here raising costs no sync: raise before any write
+        checks.raise_for_first_bad_entry(op, resolved, num_slots, num_rows, num_steps)
+    status, slot, row, step, applied = resolved.transpose(0, 1).flatten(1)  # sets laid end to end
+    if entry_status is not None:
+        per_set = status.view(len(index_sets), -1)
+        combined = per_set[0]
+        for more in per_set[1:]:
+            combined = combined | more  # the sets share the row bit: or, not add
+        entry_status.copy_(combined)
+    num_copies = slot.numel()
+    if num_copies == 0:
+        return
+    copies = (applied != 0) & (status == 0)
+    # Every copy that does nothing takes the slot and value of the first copy that does, so that
+    # a repeated slot receives identical bytes and no boolean mask (a host sync) is needed. If
+    # none copies, all of them rewrite slot 0 with its own current bytes (clamped, so that
+    # nothing is read or written out of bounds).
+    first_copying = torch.argmax(copies.to(torch.uint8))
+    source = torch.where(copies, torch.arange(num_copies, device=slot.device), first_copying)
+    copies = copies[source]
+    slot = slot.clamp(0, num_slots - 1)[source]
+    row = row.clamp(0, num_rows - 1)[source]
+    step = step.clamp(0, num_steps - 1)[source]
+    for state, intermediate in zip(states, sources):
+        values = intermediate[:, row, step].to(state.dtype)
+        keep = copies.view(1, num_copies, *([1] * (state.dim() - 2)))
+        state[:, slot] = torch.where(keep, values, state[:, slot])
 
 
 def update(
@@ -30,43 +72,45 @@ def update(
     src_rows: torch.Tensor | None = None,
     step_offset: int = 0,
     entry_status: torch.Tensor | None = None,
+    track_slots: torch.Tensor | None = None,
+    track_steps: torch.Tensor | None = None,
 ) -> None:
-    checks.check_update_args(states, intermediates, dst_slots, steps, src_rows, entry_status)
-    checks.check_no_overlap(states, intermediates, dst_slots, steps, src_rows, entry_status)
-    num_slots = states[0].shape[1]
+    checks.check_update_args(states, intermediates, dst_slots, steps, src_rows, entry_status,
+                             track_slots, track_steps)
+    checks.check_no_overlap(checks.UPDATE, checks.update_arguments(
+        states, intermediates, dst_slots, steps, src_rows, entry_status, track_slots,
+        track_steps))
+    index_sets = checks.update_index_sets(dst_slots, steps, src_rows, step_offset, track_slots,
+                                          track_steps)
     num_rows, num_steps = intermediates[0].shape[1:3]
-    status, slot, row, step = checks.resolve_entries(
-        dst_slots, steps, src_rows, step_offset, num_slots, num_rows, num_steps
-    )
-    if states[0].device.type == "cpu":  # here raising costs no sync: raise before any write
-        checks.raise_for_first_bad_entry(status, slot, row, step, num_slots, num_rows, num_steps)
-    if entry_status is not None:
-        entry_status.copy_(status)
-    num_entries = slot.numel()
-    if num_entries == 0:
-        return
-    copies = (step >= 0) & (status == 0)
-    # Every entry that copies nothing takes the slot and value of the first entry that copies, so
-    # that a repeated slot receives identical bytes and no boolean mask (a host sync) is needed.
-    # If none copies, all of them rewrite entry 0's slot with its own current bytes. Indices are
-    # clamped first, so that nothing is read or written out of bounds.
-    first_copying = torch.argmax(copies.to(torch.uint8))
-    source_entry = torch.where(
-        copies, torch.arange(num_entries, device=slot.device), first_copying
-    )
-    copies = copies[source_entry]
-    slot = slot.clamp(0, num_slots - 1)[source_entry]
-    row = row.clamp(0, num_rows - 1)[source_entry]
-    step = step.clamp(0, num_steps - 1)[source_entry]
-    for state, intermediate in zip(states, intermediates):
-        values = intermediate[:, row, step].to(state.dtype)
-        keep = copies.view(1, num_entries, *([1] * (state.dim() - 2)))
-        state[:, slot] = torch.where(keep, values, state[:, slot])
+    _apply(checks.UPDATE, states, intermediates, index_sets, num_rows, num_steps, entry_status)
+
+
+def copy_slots(
+    states: list[torch.Tensor],
+    src_slots: torch.Tensor,
+    dst_slots: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    entry_status: torch.Tensor | None = None,
+) -> None:
+    checks.check_copy_slots_args(states, src_slots, dst_slots, mask, entry_status)
+    checks.check_no_overlap(checks.COPY_SLOTS, checks.copy_slots_arguments(
+        states, src_slots, dst_slots, mask, entry_status))
+    # Each pool is its own source: [L, C, *E] read as [L, C, 1, *E]. The gather completes before
+    # the scatter, so an unspecified read-write order is still one of the two orders.
+    sources = [state.unsqueeze(2) for state in states]
+    index_sets = checks.copy_slots_index_sets(src_slots, dst_slots, mask)
+    _apply(checks.COPY_SLOTS, states, sources, index_sets, states[0].shape[1], 1, entry_status)
+
+
+IMPLEMENTATIONS = {"update": update, "copy_slots": copy_slots}
+FAKES = {"update": checks.fake_update, "copy_slots": checks.fake_copy_slots}
 
 
 def define(library: torch.library.Library) -> None:
-    """Declares the schema in ``library`` (a "DEF" library), with this implementation for every
-    backend and the fake kernel."""
-    library.define(SCHEMA)
-    library.impl("update", update, "CompositeExplicitAutograd")
-    torch.library.register_fake("mamba_state::update", checks.fake_update, lib=library)
+    """Declares the schemas in ``library`` (a "DEF" library), with these implementations for
+    every backend and the fake kernels."""
+    for name, schema in SCHEMAS.items():
+        library.define(schema)
+        library.impl(name, IMPLEMENTATIONS[name], "CompositeExplicitAutograd")
+        torch.library.register_fake(f"mamba_state::{name}", FAKES[name], lib=library)

@@ -1,4 +1,4 @@
-"""The friendly wrapper around ``torch.ops.mamba_state.update``."""
+"""The friendly wrappers around ``torch.ops.mamba_state.update`` and ``.copy_slots``."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from . import checks
 TensorOrList = torch.Tensor | Sequence[torch.Tensor]
 
 
-def _as_list(tensors: TensorOrList, name: str) -> list[torch.Tensor]:
+def as_list(tensors: TensorOrList, name: str, op: str = checks.UPDATE) -> list[torch.Tensor]:
+    """A state kind or a list of them, as a list."""
     if isinstance(tensors, torch.Tensor):
         return [tensors]
     if isinstance(tensors, (list, tuple)) and all(isinstance(t, torch.Tensor) for t in tensors):
         return list(tensors)
-    raise TypeError(f"{checks.OP}{name} must be a tensor or a list of tensors")
+    raise TypeError(f"{op}{name} must be a tensor or a list of tensors")
 
 
 def update(
@@ -29,32 +30,76 @@ def update(
     step_offset: int = 0,
     check: bool = True,
     entry_status: torch.Tensor | None = None,
+    track_slots: torch.Tensor | None = None,
+    track_steps: torch.Tensor | None = None,
 ) -> None:
     """Commits the accepted step of every entry into the state pools, in place.
 
-    For each entry n with ``s = steps[n] + step_offset >= 0``, every state kind k and layer l:
-    ``states[k][l, dst_slots[n]] = intermediates[k][l, src_rows[n], s]`` converted to
-    ``states[k].dtype`` as ``Tensor.to`` converts. ``s < 0`` skips the entry (its indices are
-    not checked). ``src_rows`` defaults to ``0..N-1``.
+    For each entry n with ``s = steps[n] + step_offset >= 0`` and ``dst_slots[n] >= 0``, every
+    state kind k and layer l: ``states[k][l, dst_slots[n]] = intermediates[k][l, src_rows[n], s]``
+    converted to ``states[k].dtype`` as ``Tensor.to`` converts. A negative step or destination
+    slot (``PAD_SLOT_ID = -1``) skips the entry, and its other indices are not checked.
+    ``src_rows`` defaults to ``0..N-1``. With ``track_slots`` and ``track_steps``, the same call
+    (one kernel launch) also copies ``intermediates[k][l, src_rows[n], track_steps[n]]`` into
+    ``track_slots[n]`` where both are ``>= 0`` (the prefix-cache track copy; no step_offset).
 
     Args:
         states: ``[L, C, *E]`` pools (a tensor or a list, one per state kind); written in place.
         intermediates: ``[L, R, T, *E]`` caches, one per state kind; dtypes may differ among
             float32, float16 and bfloat16.
-        dst_slots, steps, src_rows: 1-D int32 or int64 tensors of length N on the pools' device.
+        dst_slots, steps, src_rows, track_slots, track_steps: 1-D int32 or int64 tensors of
+            length N on the pools' device.
         step_offset: added to every step; -1 turns accepted lengths into step indices.
-        check: validate every applied entry's indices and reject two applied entries that write
+        check: validate every applied copy's indices and reject two applied copies that write
             the same slot, raising IndexError with the entry's position. It reads the indices to
             the host (a sync on CUDA); pass ``check=False`` on the hot path and in compiled graphs.
         entry_status: an optional int32 ``[N]`` tensor; the op writes 0 for every applied or
-            skipped entry and the bits of the bounds a bad entry broke (1 slot, 2 row, 4 step),
-            so that a caller with ``check=False`` can learn of bad entries later, without a sync.
+            skipped entry and the bits of the bounds a bad entry broke (1 slot, 2 row, 4 step,
+            8 track slot, 16 track step), so that a caller with ``check=False`` can learn of bad
+            entries later, without a sync.
     """
-    states = _as_list(states, "states")
-    intermediates = _as_list(intermediates, "intermediates")
+    states = as_list(states, "states")
+    intermediates = as_list(intermediates, "intermediates")
     if check:
-        checks.check_update_args(states, intermediates, dst_slots, steps, src_rows, entry_status)
-        checks.check_entries(states, intermediates, dst_slots, steps, src_rows, step_offset)
-    torch.ops.mamba_state.update(
-        states, intermediates, dst_slots, steps, src_rows, step_offset, entry_status
-    )
+        checks.check_update_args(states, intermediates, dst_slots, steps, src_rows, entry_status,
+                                 track_slots, track_steps)
+        index_sets = checks.update_index_sets(dst_slots, steps, src_rows, step_offset,
+                                              track_slots, track_steps)
+        checks.check_entries(checks.UPDATE, index_sets, states[0].shape[1],
+                             *intermediates[0].shape[1:3])
+    torch.ops.mamba_state.update(states, intermediates, dst_slots, steps, src_rows, step_offset,
+                                 entry_status, track_slots, track_steps)
+
+
+def copy_slots(
+    states: TensorOrList,
+    src_slots: torch.Tensor,
+    dst_slots: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+    check: bool = True,
+    entry_status: torch.Tensor | None = None,
+) -> None:
+    """Copies slots inside each pool, in place: for each n with ``src_slots[n] >= 0``,
+    ``dst_slots[n] >= 0`` and (if given) ``mask[n]``, every state kind k and layer l:
+    ``states[k][l, dst_slots[n]] = states[k][l, src_slots[n]]``. One kernel launch on CUDA for
+    every kind and layer: the prefix-cache track copy, or the fork of a cached state into a new
+    request's slot.
+
+    Args:
+        states: ``[L, C, *E]`` pools (a tensor or a list); each is read and written.
+        src_slots, dst_slots: 1-D int32 or int64 tensors of length N; negative skips.
+        mask: an optional bool ``[N]``; entries where it is false are skipped.
+        check: validate every applied copy's slots, and reject a slot written twice or both
+            read and written (otherwise the result is unspecified), raising IndexError. A host
+            sync on CUDA; pass ``check=False`` on the hot path.
+        entry_status: an optional int32 ``[N]``: 0 for applied and skipped entries, else the
+            bits of the slot that was out of range (1 destination, 2 source).
+    """
+    states = as_list(states, "states", checks.COPY_SLOTS)
+    if check:
+        checks.check_copy_slots_args(states, src_slots, dst_slots, mask, entry_status)
+        index_sets = checks.copy_slots_index_sets(src_slots, dst_slots, mask)
+        num_slots = states[0].shape[1]
+        checks.check_entries(checks.COPY_SLOTS, index_sets, num_slots, num_slots, 1)
+    torch.ops.mamba_state.copy_slots(states, src_slots, dst_slots, mask, entry_status)

@@ -2,7 +2,7 @@
 
 test_errors.py runs each case on every surface it names; the README's error table is this table
 (``python tests/error_cases.py`` prints it; test_readme.py checks they agree). Each case edits a
-valid CPU call (``valid_call``).
+valid CPU call of its operator (``valid_call``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ RAISED_BY = {
 RANGE = "op on CPU, wrapper; on CUDA: entry_status"
 
 
+UPDATE, COPY_SLOTS = "update", "copy_slots"
+
+
 @dataclasses.dataclass(frozen=True)
 class ErrorCase:
     id: str
@@ -35,13 +38,22 @@ class ErrorCase:
     message: str
     surfaces: tuple[str, ...]
     raised_by: str = ""  # the README's words; by default from the surfaces
+    op: str = UPDATE
 
     def where(self) -> str:
         return self.raised_by or RAISED_BY[self.surfaces]
 
 
-def valid_call() -> dict:
+def valid_call(op: str = UPDATE) -> dict:
     """An SSM-like and a conv-like pool, 3 entries, everything in range."""
+    if op == COPY_SLOTS:
+        return dict(
+            states=[torch.zeros(3, 10, 4), torch.zeros(3, 10, 5, 3, dtype=torch.bfloat16)],
+            src_slots=torch.tensor([1, 2, 3]),
+            dst_slots=torch.tensor([4, 5, 6]),
+            mask=None,
+            entry_status=None,
+        )
     return dict(
         states=[torch.zeros(3, 10, 4), torch.zeros(3, 10, 5, 3, dtype=torch.bfloat16)],
         intermediates=[torch.ones(3, 6, 4, 4), torch.ones(3, 6, 4, 5, 3, dtype=torch.bfloat16)],
@@ -79,6 +91,11 @@ def _two_pools_one_buffer(call):
     buffer = torch.zeros(3, 10, 8)
     call["states"] = [buffer[:, :, :4], buffer[:, :, 2:6]]
     call["intermediates"] = [torch.ones(3, 6, 4, 4), torch.ones(3, 6, 4, 4)]
+
+
+def _two_copy_pools_one_buffer(call):
+    buffer = torch.zeros(3, 10, 8)
+    call["states"] = [buffer[:, :, :4], buffer[:, :, 2:6]]
 
 
 def _status_is_dst_slots(call):
@@ -151,8 +168,6 @@ CASES = [
               "entry_status shares memory with dst_slots", NEEDS_DATA),
     ErrorCase("slot-range", _set(dst_slots=torch.tensor([1, 10, 3])), IndexError,
               "entry 1: dst slot 10 is out of range [0, 10)", NEEDS_DATA, RANGE),
-    ErrorCase("slot-negative", _set(dst_slots=torch.tensor([1, 2, -1])), IndexError,
-              "entry 2: dst slot -1 is out of range [0, 10)", NEEDS_DATA, RANGE),
     ErrorCase("row-range", _set(src_rows=torch.tensor([0, 6, 2])), IndexError,
               "entry 1: src row 6 is out of range [0, 6)", NEEDS_DATA, RANGE),
     ErrorCase("default-row-range",
@@ -163,17 +178,68 @@ CASES = [
               "entry 1: step 4 (steps[1] + step_offset) is out of range [0, 4)", NEEDS_DATA, RANGE),
     ErrorCase("duplicate-slots", _set(dst_slots=torch.tensor([5, 2, 5])), IndexError,
               "entries 0 and 2 both write dst slot 5", (WRAPPER,)),
+    ErrorCase("track-alone", _set(track_slots=torch.tensor([4, 5, 6])), ValueError,
+              "pass track_slots and track_steps together, or neither", STRUCTURAL),
+    ErrorCase("track-slots-dtype", _set(track_slots=torch.tensor([4.0, 5.0, 6.0]),
+                                        track_steps=torch.tensor([0, 1, 2])), TypeError,
+              "track_slots must be int32 or int64 (got torch.float32)", STRUCTURAL),
+    ErrorCase("track-steps-length", _set(track_slots=torch.tensor([4, 5, 6]),
+                                         track_steps=torch.tensor([0, 1])), ValueError,
+              "track_steps has 2 entries but dst_slots has 3", STRUCTURAL),
+    ErrorCase("track-slot-range", _set(track_slots=torch.tensor([4, 10, 6]),
+                                       track_steps=torch.tensor([0, 1, 2])), IndexError,
+              "entry 1: track slot 10 is out of range [0, 10)", NEEDS_DATA, RANGE),
+    ErrorCase("track-step-range", _set(track_slots=torch.tensor([4, 5, 6]),
+                                       track_steps=torch.tensor([0, 4, -1])), IndexError,
+              "entry 1: step 4 (track_steps[1]) is out of range [0, 4)", NEEDS_DATA, RANGE),
+    ErrorCase("track-writes-committed-slot", _set(track_slots=torch.tensor([4, 2, 6]),
+                                                  track_steps=torch.tensor([0, 1, 2])),
+              IndexError, "entry 1 and track entry 1 both write dst slot 2", (WRAPPER,)),
     ErrorCase("states-type", _set(states="pool"), TypeError,
               "states must be a tensor or a list of tensors", (WRAPPER,)),
 ]
 
+COPY_SLOTS_CASES = [
+    ("copy-empty", _set(states=[]), ValueError,
+     "states is empty: pass at least one state pool", STRUCTURAL),
+    ("copy-rank", _set_item("states", 0, torch.zeros(3)), ValueError,
+     "states[0] must be [layers, slots, *entry] (got shape [3])", STRUCTURAL),
+    ("copy-slots-differ", _set_item("states", 1, torch.zeros(3, 9, 5, 3)), ValueError,
+     "states[1] has 9 slots but states[0] has 10: every pool must have the same slots",
+     STRUCTURAL),
+    ("copy-src-dtype", _set(src_slots=torch.tensor([1.0, 2.0, 3.0])), TypeError,
+     "src_slots must be int32 or int64 (got torch.float32)", STRUCTURAL),
+    ("copy-src-length", _set(src_slots=torch.tensor([1, 2])), ValueError,
+     "src_slots has 2 entries but dst_slots has 3", STRUCTURAL),
+    ("copy-mask-dtype", _set(mask=torch.tensor([1, 0, 1])), TypeError,
+     "mask must be bool (got torch.int64)", STRUCTURAL),
+    ("copy-mask-shape", _set(mask=torch.ones(4, dtype=torch.bool)), ValueError,
+     "mask must have shape [3], one per entry (got [4])", STRUCTURAL),
+    ("copy-device", _set_item("states", 1, torch.zeros(3, 10, 5, 3, device="meta")), ValueError,
+     "states[1] is on meta but states[0] is on cpu", NEEDS_DATA),
+    ("copy-states-overlap", _two_copy_pools_one_buffer, ValueError,
+     "states[0] shares memory with states[1]", NEEDS_DATA),
+    ("copy-dst-range", _set(dst_slots=torch.tensor([4, 10, 6])), IndexError,
+     "entry 1: dst slot 10 is out of range [0, 10)", NEEDS_DATA, RANGE),
+    ("copy-src-range", _set(src_slots=torch.tensor([1, 12, 3])), IndexError,
+     "entry 1: src slot 12 is out of range [0, 10)", NEEDS_DATA, RANGE),
+    ("copy-duplicate-dst", _set(dst_slots=torch.tensor([4, 4, 6])), IndexError,
+     "entries 0 and 1 both write dst slot 4", (WRAPPER,)),
+    ("copy-read-written", _set(src_slots=torch.tensor([1, 4, 3])), IndexError,
+     "entry 1 reads src slot 4, which entry 0 writes", (WRAPPER,)),
+    ("copy-states-type", _set(states="pool"), TypeError,
+     "states must be a tensor or a list of tensors", (WRAPPER,)),
+]
+CASES += [ErrorCase(case_id, edit, exception, message, surfaces, *more, op=COPY_SLOTS)
+          for case_id, edit, exception, message, surfaces, *more in COPY_SLOTS_CASES]
+
 
 def markdown_table() -> str:
     """The README's error table."""
-    rows = ["| exception | message (example) | raised by |", "|---|---|---|"]
+    rows = ["| op | exception | message (example) | raised by |", "|---|---|---|---|"]
     for case in CASES:
         message = case.message.replace("|", "\\|")
-        rows.append(f"| `{case.exception.__name__}` | {message} | {case.where()} |")
+        rows.append(f"| {case.op} | `{case.exception.__name__}` | {message} | {case.where()} |")
     return "\n".join(rows)
 
 

@@ -42,10 +42,17 @@ def run_python(code: str, **environment) -> subprocess.CompletedProcess:
 
 
 def run_cuda_grid_on_cpu(*args, **kwargs):
-    """The CUDA kernel's blocks and threads, run on the CPU (the compiled library's test hook)."""
+    """update's CUDA grid, block by block and thread by thread, on the CPU (the compiled
+    library's test hook)."""
     from mamba_state_ext import _C
 
-    return _C._run_cuda_grid_on_cpu(*args, **kwargs)
+    return _C._run_update_grid_on_cpu(*args, **kwargs)
+
+
+def run_copy_slots_grid_on_cpu(*args, **kwargs):
+    from mamba_state_ext import _C
+
+    return _C._run_copy_slots_grid_on_cpu(*args, **kwargs)
 
 
 def raw_op(*args, **kwargs):

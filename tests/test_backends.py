@@ -13,8 +13,10 @@ from mamba_state_ext import _loader, fallback
 
 
 @COMPILED
-def test_compiled_schema_is_the_fallback_schema():
-    assert str(torch.ops.mamba_state.update.default._schema) == "mamba_state::" + fallback.SCHEMA
+@pytest.mark.parametrize("name", list(fallback.SCHEMAS))
+def test_compiled_schema_is_the_fallback_schema(name):
+    schema = getattr(torch.ops.mamba_state, name).default._schema
+    assert str(schema) == "mamba_state::" + fallback.SCHEMAS[name]
 
 
 @COMPILED

@@ -98,7 +98,7 @@ def test_check_sees_the_track_copies():
             pools, caches, with_padding(state_indices, 0), with_padding(accepted, -1),
             track_indices=with_padding(state_indices, 0),
             steps_to_track=with_padding(accepted, -1), check=True)
-    with pytest.raises(IndexError, match=r"track entry 0: step 4 \(from steps_to_track\[0\]\)"):
+    with pytest.raises(IndexError, match=r"entry 0: step 4 \(track_steps\[0\]\)"):
         mamba_state_ext.commit_verified_states(
             pools, caches, with_padding(state_indices, 0), with_padding(accepted, -1),
             track_indices=with_padding(track_indices, 0),

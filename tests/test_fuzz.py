@@ -72,10 +72,18 @@ class Case:
     src_rows: torch.Tensor | None
     step_offset: int
     bad: list  # positions of the entries made bad on purpose
+    track_slots: torch.Tensor | None = None
+    track_steps: torch.Tensor | None = None
 
     def arguments(self, states=None):
         return ((self.states if states is None else states), self.intermediates, self.dst_slots,
                 self.steps, self.src_rows)
+
+    def track(self) -> dict:
+        """The track copies, as keyword arguments (none when the case has none)."""
+        if self.track_slots is None:
+            return {}
+        return dict(track_slots=self.track_slots, track_steps=self.track_steps)
 
     def to(self, device):
         moved = lambda t: None if t is None else t.to(device)  # noqa: E731
@@ -89,7 +97,9 @@ class Case:
         ]
         return dataclasses.replace(self, parents=parents, states=states,
                                    intermediates=intermediates, dst_slots=moved(self.dst_slots),
-                                   steps=moved(self.steps), src_rows=moved(self.src_rows))
+                                   steps=moved(self.steps), src_rows=moved(self.src_rows),
+                                   track_slots=moved(self.track_slots),
+                                   track_steps=moved(self.track_steps))
 
 
 @st.composite
@@ -114,9 +124,14 @@ def cases(draw, *, with_bad_entries=False):
     chosen = draw(st.permutations(range(slots)))[:num_entries]
     entry_steps, entry_rows, entry_slots = [], [], []
     for n in range(num_entries):
-        if draw(st.integers(0, 3)) == 0:  # skipped, with the garbage a padded batch carries
+        skip = draw(st.integers(0, 5))
+        if skip == 0:  # skipped by its step, with the garbage a padded batch carries
             entry_steps.append(draw(st.integers(-3, -1)) - step_offset)
             entry_slots.append(draw(st.integers(-100, 100)))
+            entry_rows.append(draw(st.integers(-100, 100)))
+        elif skip == 1:  # skipped by its slot (PAD_SLOT_ID), with any step and row
+            entry_steps.append(draw(st.integers(-3, steps + 3)) - step_offset)
+            entry_slots.append(draw(st.integers(-100, -1)))
             entry_rows.append(draw(st.integers(-100, 100)))
         else:
             entry_steps.append(draw(st.integers(0, steps - 1)) - step_offset)
@@ -127,21 +142,35 @@ def cases(draw, *, with_bad_entries=False):
         for n in draw(st.lists(st.integers(0, num_entries - 1), max_size=3, unique=True)):
             bounds = ["slot", "row", "step"] if with_rows else ["slot", "step"]
             bound = draw(st.sampled_from(bounds))
+            # Applied (a valid step and slot, a valid row), then one bound broken.
             entry_steps[n] = draw(st.integers(0, steps - 1)) - step_offset
+            entry_slots[n] = chosen[n]
+            entry_rows[n] = draw(st.integers(0, rows - 1)) if with_rows else n
             if bound == "slot":
-                entry_slots[n] = draw(st.sampled_from([-1, slots, slots + 7]))
+                entry_slots[n] = draw(st.sampled_from([slots, slots + 7]))
             elif bound == "row":
                 entry_rows[n] = draw(st.sampled_from([-2, rows]))
             else:
                 entry_steps[n] = steps - step_offset + draw(st.integers(0, 3))
             bad.append(n)
     index_dtype = lambda: draw(st.sampled_from([torch.int32, torch.int64]))  # noqa: E731
+    track_slots = track_steps = None
+    if draw(st.booleans()):  # track copies into slots the commit does not write
+        free = [slot for slot in range(slots) if slot not in entry_slots]
+        track_slots = [free.pop() if free and draw(st.booleans()) else -1
+                       for _ in range(num_entries)]
+        track_steps = [draw(st.integers(-1, steps - 1)) for _ in range(num_entries)]
+        for n in range(num_entries):  # the row is shared: no track copy from a bad or garbage row
+            if n in bad or not (0 <= entry_rows[n] < rows):
+                track_steps[n] = -1
+        track_slots = torch.tensor(track_slots, dtype=index_dtype())
+        track_steps = torch.tensor(track_steps, dtype=index_dtype())
     return Case(
         parents, states, intermediates,
         torch.tensor(entry_slots, dtype=index_dtype()),
         torch.tensor(entry_steps, dtype=index_dtype()),
         torch.tensor(entry_rows, dtype=index_dtype()) if with_rows else None,
-        step_offset, sorted(bad),
+        step_offset, sorted(bad), track_slots, track_steps,
     )
 
 
@@ -155,17 +184,19 @@ def expected_result(case: Case):
     rows = case.src_rows  # the default row is the entry's position: fix it before filtering
     if rows is None:
         rows = torch.arange(case.dst_slots.numel(), device=case.dst_slots.device)
+    track = {name: tensor[good] for name, tensor in case.track().items()}
     loop_update(states, case.intermediates, case.dst_slots[good], case.steps[good], rows[good],
-                step_offset=case.step_offset)
+                step_offset=case.step_offset, **track)
     return parents
 
 
 def expected_status(case: Case):
     num_slots = case.states[0].shape[1]
     num_rows, num_steps = case.intermediates[0].shape[1:3]
-    status, *_ = checks.resolve_entries(case.dst_slots, case.steps, case.src_rows,
-                                        case.step_offset, num_slots, num_rows, num_steps)
-    return status.tolist()
+    index_sets = checks.update_index_sets(case.dst_slots, case.steps, case.src_rows,
+                                          case.step_offset, case.track_slots, case.track_steps)
+    status = checks.resolve_all(checks.UPDATE, index_sets, num_slots, num_rows, num_steps)[:, 0]
+    return status.sum(0).tolist()  # bad entries have no track copy: no bit is counted twice
 
 
 def run_without_sync(implementation: str, case: Case):
@@ -175,7 +206,7 @@ def run_without_sync(implementation: str, case: Case):
     status = torch.full((case.dst_slots.numel(),), -1, dtype=torch.int32,
                         device=case.dst_slots.device)
     IMPLEMENTATIONS[implementation](*case.arguments(), step_offset=case.step_offset,
-                                    entry_status=status)
+                                    entry_status=status, **case.track())
     for parent, reference in zip(case.parents, expected):
         assert_same_bits(parent, reference)
     assert status.tolist() == expected_status(case)
@@ -190,12 +221,14 @@ def test_cpu(implementation, case):
     if case.bad:
         before = [p.clone() for p in case.parents]
         with pytest.raises(IndexError, match=f"entry {case.bad[0]}: "):
-            IMPLEMENTATIONS[implementation](*case.arguments(), step_offset=case.step_offset)
+            IMPLEMENTATIONS[implementation](*case.arguments(), step_offset=case.step_offset,
+                                            **case.track())
         for parent, snapshot in zip(case.parents, before):
             assert_same_bits(parent, snapshot)
         return
     expected = expected_result(case)
-    IMPLEMENTATIONS[implementation](*case.arguments(), step_offset=case.step_offset)
+    IMPLEMENTATIONS[implementation](*case.arguments(), step_offset=case.step_offset,
+                                    **case.track())
     for parent, reference in zip(case.parents, expected):
         assert_same_bits(parent, reference)
 

@@ -150,7 +150,6 @@ def test_all_entries_skipped(implementation, device):
 BAD_ENTRIES = [
     # (dst slot, src row, step, status bits)
     (SLOTS, 0, 0, checks.SLOT_OUT_OF_RANGE),
-    (-1, 0, 0, checks.SLOT_OUT_OF_RANGE),
     (0, ROWS, 0, checks.ROW_OUT_OF_RANGE),
     (0, -3, 0, checks.ROW_OUT_OF_RANGE),
     (0, 0, STEPS, checks.STEP_OUT_OF_RANGE),
@@ -217,24 +216,25 @@ def test_entry_status_on_cpu(implementation):
 
 @PYTHON_MODULE
 @pytest.mark.parametrize(
-    "dst_dtype,src_dtype,dst_layout,src_layout,unit_elements",
-    [(torch.float32, torch.float32, "contiguous", "contiguous", 4),
-     (torch.bfloat16, torch.bfloat16, "contiguous", "contiguous", 8),
-     (torch.float32, torch.bfloat16, "contiguous", "contiguous", 4),
-     (torch.float16, torch.float32, "contiguous", "contiguous", 4),
-     (torch.float16, torch.bfloat16, "contiguous", "contiguous", 8),
-     (torch.complex128, torch.complex128, "contiguous", "contiguous", 1),
-     (torch.float32, torch.float32, "permuted", "permuted", 4),  # merges back into one run
-     (torch.float32, torch.float32, "contiguous", "permuted", 1),
-     (torch.float32, torch.float32, "sliced", "contiguous", 1)],
+    "dst_dtype,src_dtype,dst_layout,src_layout,path,unit_elements",
+    [(torch.float32, torch.float32, "contiguous", "contiguous", "one_dim", 4),
+     (torch.bfloat16, torch.bfloat16, "contiguous", "contiguous", "one_dim", 8),
+     (torch.float32, torch.bfloat16, "contiguous", "contiguous", "one_dim", 4),
+     (torch.float16, torch.float32, "contiguous", "contiguous", "one_dim", 4),
+     (torch.float16, torch.bfloat16, "contiguous", "contiguous", "one_dim", 8),
+     (torch.complex128, torch.complex128, "contiguous", "contiguous", "one_dim", 1),
+     (torch.float32, torch.float32, "permuted", "permuted", "one_dim", 4),  # merges into one run
+     (torch.float32, torch.float32, "contiguous", "permuted", "rows", 4),
+     (torch.bfloat16, torch.bfloat16, "contiguous", "window", "rows", 8),
+     (torch.float32, torch.bfloat16, "contiguous", "window", "rows", 4),
+     (torch.float32, torch.float32, "sliced", "contiguous", "strided", 1)],
 )
-def test_grid_uses_16_byte_units_when_aligned(dst_dtype, src_dtype, dst_layout, src_layout,
-                                              unit_elements):
-    """The launch plan: 16-byte units (on the wider side) for aligned contiguous runs, single
-    elements otherwise,
-    and one launch of status blocks + N x L x tiles blocks."""
+def test_grid_launch_plan(dst_dtype, src_dtype, dst_layout, src_layout, path, unit_elements):
+    """The launch plan: 16-byte units (on the wider side) for aligned contiguous runs, 16-byte
+    stores for a contiguous destination read from rows, single elements otherwise; one launch of
+    at most max_blocks blocks (the persistent grid), fewer when there are fewer tiles."""
     generator = torch.Generator().manual_seed(8)
-    entry = (8, 320)
+    entry = (8, 320) if src_layout != "window" else (320, 3)
     pool = make_pool((LAYERS, SLOTS, *entry), dst_dtype, dst_layout, generator)
     intermediate = make_intermediate((LAYERS, ROWS, STEPS, *entry), src_dtype, src_layout,
                                      generator)
@@ -242,13 +242,14 @@ def test_grid_uses_16_byte_units_when_aligned(dst_dtype, src_dtype, dst_layout, 
     expected = pool.clone()
     loop_update([expected.view], [intermediate], slots, steps, rows)
     status = torch.empty(5, dtype=torch.int32)
-    launches = run_cuda_grid_on_cpu([pool.view], [intermediate], slots, steps, rows,
-                                    entry_status=status)
-    units = 8 * 320 // unit_elements
-    tiles = -(-units // 1024)
-    assert launches == [{"blocks": 1 + 5 * LAYERS * tiles,
-                         "states": [{"unit_elements": unit_elements, "tiles_per_entry": tiles}]}]
-    assert_same_bits(pool.parent, expected.parent)
+    tiles = -(-entry[0] * entry[1] // unit_elements // 1024)
+    for max_blocks in (1, 7, 1000):
+        launches = run_cuda_grid_on_cpu([pool.view], [intermediate], slots, steps, rows,
+                                        entry_status=status, max_blocks=max_blocks)
+        assert launches == [{"blocks": min(5 * LAYERS * tiles, max_blocks),
+                             "states": [{"path": path, "unit_elements": unit_elements,
+                                         "tiles_per_entry": tiles}]}]
+        assert_same_bits(pool.parent, expected.parent)
 
 
 @PYTHON_MODULE

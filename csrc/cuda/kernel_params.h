@@ -1,5 +1,5 @@
-// Host side of the CUDA launch: the grid and the by-value kernel arguments for a plan. Plain C++,
-// built into every library, because the CPU emulation of the grid (tests) uses it too.
+// Host side of the CUDA launch: the by-value kernel arguments for a plan. Plain C++, built into
+// every library, because the test build's CPU run of the grid uses it too.
 #pragma once
 
 #include <vector>
@@ -9,8 +9,13 @@
 
 namespace mamba_state {
 
-// One KernelParams per launch: a single launch for up to kMaxStatesPerLaunch state kinds, and a
-// launch with num_blocks == 0 when there is nothing to do.
-std::vector<KernelParams> make_kernel_params(const UpdatePlan& plan);
+struct Launch {
+  KernelParams params;
+  int64_t num_blocks;  // 0: nothing to do
+};
+
+// One launch per kMaxStatesPerLaunch state kinds (one launch for any real call), each of at most
+// max_blocks blocks (the persistent grid: as many as fit on the GPU at once).
+std::vector<Launch> make_launches(const UpdatePlan& plan, int64_t max_blocks);
 
 }  // namespace mamba_state

@@ -1,10 +1,14 @@
-// The CUDA kernel of mamba_state::update: one launch for every state kind, entry and layer (up to
-// kMaxStatesPerLaunch kinds), on the current stream, with no host sync and no allocation, so it
-// can be captured in a CUDA graph. The kernel body is run_block (update_kernel.h).
+// The CUDA kernel of mamba_state::update and mamba_state::copy_slots: one launch for every state
+// kind, entry, layer and index set (up to kMaxStatesPerLaunch kinds), on the current stream, with
+// no host sync and no allocation, so it can be captured in a CUDA graph. The kernel's steps are
+// the __host__ __device__ functions of update_kernel.h.
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
+
+#include <mutex>
+#include <vector>
 
 #include "kernel_params.h"
 #include "update_kernel.h"
@@ -15,25 +19,116 @@
 namespace mamba_state {
 namespace {
 
-// __grid_constant__: run_block reads the arguments in place, without a local copy.
+constexpr int kWarpSize = 32;
+constexpr int kWarpsPerBlock = kThreadsPerBlock / kWarpSize;
+
+// The exclusive prefix sum of `value` over the block's threads, in thread order; *total gets the
+// sum. Ends with a barrier, so that the caller may reuse what it wrote before.
+__device__ int block_exclusive_sum(int value, int* total) {
+  __shared__ int warp_sums[kWarpsPerBlock];
+  const int lane = threadIdx.x % kWarpSize;
+  const int warp = threadIdx.x / kWarpSize;
+  int inclusive = value;
+#pragma unroll
+  for (int shift = 1; shift < kWarpSize; shift *= 2) {
+    const int before = __shfl_up_sync(0xffffffffu, inclusive, shift);
+    if (lane >= shift) inclusive += before;
+  }
+  if (lane == kWarpSize - 1) warp_sums[warp] = inclusive;
+  __syncthreads();
+  int warp_offset = 0;
+  int sum = 0;
+#pragma unroll
+  for (int w = 0; w < kWarpsPerBlock; ++w) {
+    warp_offset += w < warp ? warp_sums[w] : 0;
+    sum += warp_sums[w];
+  }
+  *total = sum;
+  __syncthreads();
+  return warp_offset + inclusive - value;
+}
+
+// __grid_constant__: the steps read the arguments in place, without a local copy.
 __global__ void __launch_bounds__(kThreadsPerBlock)
     update_kernel(const __grid_constant__ KernelParams params) {
-  run_block(params, blockIdx.x, static_cast<int>(threadIdx.x));
+  __shared__ LiveTask live[kTasksPerChunk];
+  __shared__ TiledStateCopy kinds[kMaxStatesPerLaunch];
+  const int thread = static_cast<int>(threadIdx.x);
+  {  // the kinds' descriptions, word by word, to shared memory (see copy_live_tiles)
+    static_assert(sizeof(TiledStateCopy) % sizeof(uint32_t) == 0, "copied by words");
+    const auto* from = reinterpret_cast<const uint32_t*>(params.states);
+    auto* to = reinterpret_cast<uint32_t*>(kinds);
+    const int words = params.num_states * static_cast<int>(sizeof(TiledStateCopy) / 4);
+    for (int word = thread; word < words; word += kThreadsPerBlock) to[word] = from[word];
+  }
+  __syncthreads();
+  if (blockIdx.x == 0 && params.entry_status != nullptr) write_entry_status(params, thread);
+  const int64_t num_tasks = params.indices.num_tasks();
+  for (int64_t chunk_start = 0; chunk_start < num_tasks; chunk_start += kTasksPerChunk) {
+    // Fixed indices into mine and copies (the loops unroll), so that they stay in registers.
+    LiveTask mine[kTasksPerThread];
+    bool copies[kTasksPerThread];
+    int count = 0;
+#pragma unroll
+    for (int j = 0; j < kTasksPerThread; ++j) {
+      copies[j] = resolve_task(params, chunk_start + thread * kTasksPerThread + j, &mine[j]);
+      count += copies[j];
+    }
+    int num_live;
+    int position = block_exclusive_sum(count, &num_live);
+#pragma unroll
+    for (int j = 0; j < kTasksPerThread; ++j) {
+      if (copies[j]) live[position++] = mine[j];
+    }
+    __syncthreads();
+    copy_live_tiles(params, kinds, live, num_live, blockIdx.x, gridDim.x, thread);
+    __syncthreads();  // the next chunk overwrites live
+  }
+}
+
+// Blocks of update_kernel that fit on the device at once, read once per device.
+int64_t resident_blocks(int device) {
+  static std::mutex mutex;
+  static std::vector<int64_t> blocks;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (blocks.size() <= static_cast<size_t>(device)) blocks.resize(device + 1, 0);
+  if (blocks[device] == 0) {
+    int multiprocessors = 0;
+    int per_multiprocessor = 0;
+    C10_CUDA_CHECK(
+        cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
+    C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &per_multiprocessor, update_kernel, kThreadsPerBlock, 0));
+    blocks[device] = static_cast<int64_t>(multiprocessors) * std::max(per_multiprocessor, 1);
+  }
+  return blocks[device];
+}
+
+void launch(const UpdatePlan& plan, const at::Tensor& on) {
+  const c10::cuda::CUDAGuard device_guard(on.device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  for (const Launch& launch : make_launches(plan, resident_blocks(on.get_device()))) {
+    if (launch.num_blocks == 0) continue;
+    update_kernel<<<static_cast<unsigned int>(launch.num_blocks), kThreadsPerBlock, 0, stream>>>(
+        launch.params);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
 }
 
 void update_cuda(at::TensorList states, at::TensorList intermediates, const at::Tensor& dst_slots,
                  const at::Tensor& steps, const std::optional<at::Tensor>& src_rows,
-                 int64_t step_offset, const std::optional<at::Tensor>& entry_status) {
-  const UpdatePlan plan =
-      plan_update(states, intermediates, dst_slots, steps, src_rows, step_offset, entry_status);
-  const c10::cuda::CUDAGuard device_guard(states[0].device());
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  for (const KernelParams& params : make_kernel_params(plan)) {
-    if (params.num_blocks == 0) continue;
-    update_kernel<<<static_cast<unsigned int>(params.num_blocks), kThreadsPerBlock, 0, stream>>>(
-        params);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  }
+                 int64_t step_offset, const std::optional<at::Tensor>& entry_status,
+                 const std::optional<at::Tensor>& track_slots,
+                 const std::optional<at::Tensor>& track_steps) {
+  launch(plan_update(states, intermediates, dst_slots, steps, src_rows, step_offset, entry_status,
+                     track_slots, track_steps),
+         states[0]);
+}
+
+void copy_slots_cuda(at::TensorList states, const at::Tensor& src_slots,
+                     const at::Tensor& dst_slots, const std::optional<at::Tensor>& mask,
+                     const std::optional<at::Tensor>& entry_status) {
+  launch(plan_copy_slots(states, src_slots, dst_slots, mask, entry_status), states[0]);
 }
 
 }  // namespace
@@ -44,6 +139,9 @@ const char* cuda_build_info() {
       __CUDA_ARCH_LIST__);
 }
 
-TORCH_LIBRARY_IMPL(mamba_state, CUDA, m) { m.impl("update", &update_cuda); }
+TORCH_LIBRARY_IMPL(mamba_state, CUDA, m) {
+  m.impl("update", &update_cuda);
+  m.impl("copy_slots", &copy_slots_cuda);
+}
 
 }  // namespace mamba_state

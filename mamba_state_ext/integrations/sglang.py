@@ -1,0 +1,72 @@
+"""Drop-ins for SGLang 0.5.23's Mamba state scatter (``sglang.kernels.ops.mamba.
+mamba_state_scatter_triton``): the same signatures and, on valid input, the same results bit for
+bit (tests/test_sglang_parity.py runs SGLang's own kernels beside these). In a model runner::
+
+    from mamba_state_ext.integrations.sglang import scatter_mamba_states_after_mtp_verify
+
+Where they differ, on input SGLang does not define:
+
+- An out-of-range index (destination slot ``>= C``, source row outside ``[0, R)``, step ``>= T``)
+  is never applied. SGLang's scatter kernels skip such an entry too, silently (its conv-window
+  kernel does not check a negative source row, and reads out of bounds); here it is an error that
+  can be seen: on the CPU it raises ``IndexError`` before anything is written, and on CUDA
+  ``entry_status`` (an argument of the operator) reports it without a sync.
+- ``track_mamba_states_all_layers`` skips a negative slot whether or not ``check_freed_slots`` is
+  set (SGLang reads and writes out of bounds without it), and refuses a slot ``>= C``.
+- Any dtype pairing of pool and cache (float32, float16, bfloat16), any strides on either side.
+- Everything goes to one operator call, one CUDA kernel launch: SGLang launches one kernel per
+  index set for the SSM state, one for the conv windows, one for the track copies.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import ops
+
+
+def scatter_mamba_states_after_mtp_verify(
+    mamba_caches,
+    state_indices_tensor: torch.Tensor,
+    last_correct_step_indices: torch.Tensor,
+    mamba_track_indices: torch.Tensor | None,
+    mamba_steps_to_track: torch.Tensor | None,
+    src_indices_raw: torch.Tensor | None = None,
+) -> None:
+    """Commits every request's state at its last accepted step, every state kind (``temporal``
+    from ``intermediate_ssm``, each ``conv[i]`` from ``intermediate_conv_window[i]``) and layer,
+    plus the track copies (``mamba_steps_to_track[n] >= 0`` into ``mamba_track_indices[n]``), in
+    one operator call. A step of -1 skips a copy, as does a slot of -1 (``PAD_SLOT_ID``). The
+    caches are read at row ``src_indices_raw[n]``, by default ``n``.
+    """
+    states, caches = [], []
+    if mamba_caches.intermediate_ssm is not None and mamba_caches.temporal.numel() > 0:
+        states.append(mamba_caches.temporal)
+        caches.append(mamba_caches.intermediate_ssm)
+    for conv, window in zip(mamba_caches.conv, mamba_caches.intermediate_conv_window):
+        if conv.numel() > 0:
+            states.append(conv)
+            caches.append(window)
+    if not states:
+        return
+    ops.update(states, caches, state_indices_tensor, last_correct_step_indices, src_indices_raw,
+               check=False, track_slots=mamba_track_indices, track_steps=mamba_steps_to_track)
+
+
+def track_mamba_states_all_layers(
+    conv_states_pool: torch.Tensor,
+    ssm_states_pool: torch.Tensor,
+    cache_indices: torch.Tensor,
+    mamba_track_mask: torch.Tensor,
+    mamba_track_indices: torch.Tensor,
+    batch_size: int,
+    check_freed_slots: bool = False,
+) -> None:
+    """For each of the first ``batch_size`` requests with ``mamba_track_mask`` set, copies its
+    conv and SSM state, every layer, from slot ``cache_indices[n]`` to slot
+    ``mamba_track_indices[n]``: one operator call. Negative slots are skipped whatever
+    ``check_freed_slots`` says (it is accepted for the signature's sake)."""
+    del check_freed_slots  # always safe here
+    ops.copy_slots([conv_states_pool, ssm_states_pool], cache_indices[:batch_size],
+                   mamba_track_indices[:batch_size], mask=mamba_track_mask[:batch_size],
+                   check=False)

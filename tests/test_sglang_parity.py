@@ -1,0 +1,222 @@
+"""mamba_state_ext.integrations.sglang against SGLang 0.5.23's own kernels, bit for bit, on
+SGLang's own data layouts: identical copies of the pools go through SGLang's Triton kernels
+(under the Triton interpreter on the CPU) and through our drop-ins, and every byte of every pool
+must agree. The wheel comes from build/wheels/ (``.ci/run`` downloads it) or
+$MAMBA_STATE_EXT_SGLANG_WHEEL; without it these tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+
+from helpers import DEVICES, fill_random, run_python
+from mamba_state_ext.integrations import sglang as ours
+from mamba_state_ext.integrations import sglang_kernels
+
+LAYERS, SLOTS, BATCH, DRAFTS, CONV_KERNEL = 2, 13, 5, 4, 4
+HEADS, HEAD_DIM, CONV_DIM = 2, 8, 24  # SSM state [HEADS, HEAD_DIM, HEAD_DIM]; conv [CONV_DIM, 3]
+
+_loaded = {}
+
+
+def sglang_module(device: str):
+    """SGLang's scatter module for this device's tensors, or a skip that says why."""
+    if device not in _loaded:
+        try:
+            _loaded[device] = sglang_kernels.load_scatter_kernels(on_cpu=device == "cpu")
+        except sglang_kernels.Unavailable as error:
+            _loaded[device] = str(error)
+    if isinstance(_loaded[device], str):
+        pytest.skip(_loaded[device])
+    return _loaded[device]
+
+
+def token_major():
+    try:
+        return sglang_kernels.load_token_major()
+    except sglang_kernels.Unavailable as error:
+        pytest.skip(str(error))
+
+
+def make_pools(layout: str, ssm_dtype, generator, device):
+    """SGLang's MambaPool state: `temporal` [L, C, H, D, D] and one `conv` [L, C, conv_dim, K-1];
+    "dense": a tensor each; "envelope": interleaved views of one uint8 buffer, built by SGLang's
+    build_mamba_entry_views (every layer of both kinds of a slot in one entry)."""
+    ssm_shape, conv_shape = (HEADS, HEAD_DIM, HEAD_DIM), (CONV_DIM, CONV_KERNEL - 1)
+    if layout == "dense":
+        temporal = fill_random(torch.empty(LAYERS, SLOTS, *ssm_shape, dtype=ssm_dtype), generator)
+        conv = fill_random(torch.empty(LAYERS, SLOTS, *conv_shape, dtype=torch.bfloat16),
+                           generator)
+        return temporal.to(device), [conv.to(device)]
+    module = token_major()
+    spec = dict(layer_num=LAYERS, conv_state_shapes=[conv_shape], conv_dtype=torch.bfloat16,
+                temporal_state_shape=ssm_shape, temporal_dtype=ssm_dtype)
+    entry_bytes = module.align_entry_bytes(module.mamba_entry_bytes(**spec))
+    raw = torch.randint(0, 256, (SLOTS * entry_bytes,), dtype=torch.uint8, generator=generator)
+    raw = raw.to(device)
+    convs, temporal = module.build_mamba_entry_views(raw, max_slots=SLOTS,
+                                                     entry_bytes=entry_bytes, **spec)
+    for view in [temporal, *convs]:  # valid floats everywhere (random bytes may hold NaNs)
+        view.copy_(fill_random(torch.empty(view.shape, dtype=view.dtype), generator))
+    return temporal, convs
+
+
+def make_caches(conv_cache: str, ssm_dtype, rows, generator, device):
+    """intermediate_ssm [L, R, T, H, D, D] and the conv window cache: "dense" [L, R, T, dim, K-1],
+    or "window", SGLang's de-duplicated layout (_allocate_deduplicated_conv_window): T
+    overlapping windows over one [L, R, dim, T+K-2] buffer, strides (s0, s1, window stride,
+    *physical strides)."""
+    ssm = fill_random(torch.empty(LAYERS, rows, DRAFTS, HEADS, HEAD_DIM, HEAD_DIM,
+                                  dtype=ssm_dtype), generator).to(device)
+    if conv_cache == "dense":
+        window = fill_random(torch.empty(LAYERS, rows, DRAFTS, CONV_DIM, CONV_KERNEL - 1,
+                                         dtype=torch.bfloat16), generator).to(device)
+        return ssm, window
+    phys = fill_random(torch.empty(LAYERS, rows, CONV_DIM, DRAFTS + CONV_KERNEL - 2,
+                                   dtype=torch.bfloat16), generator).to(device)
+    physical = phys.stride()[2:]
+    window = phys.as_strided((LAYERS, rows, DRAFTS, CONV_DIM, CONV_KERNEL - 1),
+                             (phys.stride(0), phys.stride(1), physical[1], *physical))
+    return ssm, window
+
+
+def mamba_caches(temporal, convs, ssm_cache, window):
+    return types.SimpleNamespace(temporal=temporal, intermediate_ssm=ssm_cache, conv=convs,
+                                 intermediate_conv_window=[window])
+
+
+def clone_pools(temporal, convs):
+    """An identical copy; for the envelope, of the whole buffer, views and all."""
+    base = temporal._base if temporal._base is not None else None
+    if base is None:
+        return temporal.clone(), [conv.clone() for conv in convs]
+    copy = base.clone()
+    view = lambda t: copy.view(t.dtype).as_strided(t.shape, t.stride(), t.storage_offset())  # noqa: E731
+    return view(temporal), [view(conv) for conv in convs]
+
+
+def assert_pools_equal(a, b):
+    (temporal_a, convs_a), (temporal_b, convs_b) = a, b
+    for x, y in [(temporal_a, temporal_b), *zip(convs_a, convs_b)]:
+        assert torch.equal(x.contiguous().view(torch.uint8), y.contiguous().view(torch.uint8))
+    if temporal_a._base is not None:  # envelope: every byte of the buffer, padding included
+        assert torch.equal(temporal_a._base.view(torch.uint8), temporal_b._base.view(torch.uint8))
+
+
+def make_indices(generator, device, *, track: bool, padding: int):
+    """SGLang's verify batch: state_indices (PAD_SLOT_ID -1 on padding), last accepted step
+    (-1: none), and the track slots and steps (-1: none)."""
+    slots = torch.randperm(SLOTS, generator=generator)
+    state_indices = slots[:BATCH].clone()
+    steps = torch.randint(-1, DRAFTS, (BATCH,), generator=generator)
+    steps[0] = DRAFTS - 1
+    track_indices = slots[BATCH:2 * BATCH].clone()
+    track_steps = torch.randint(-1, DRAFTS, (BATCH,), generator=generator)
+    if padding:
+        pad = lambda t, value: torch.cat([t, torch.full((padding,), value)])  # noqa: E731
+        state_indices, steps = pad(state_indices, -1), pad(steps, -1)
+        track_indices, track_steps = pad(track_indices, -1), pad(track_steps, -1)
+    moved = [t.to(device) for t in (state_indices, steps, track_indices, track_steps)]
+    return moved if track else moved[:2] + [None, None]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("ssm_dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
+@pytest.mark.parametrize("layout,conv_cache", [("dense", "dense"), ("dense", "window"),
+                                               ("envelope", "window")])
+@pytest.mark.parametrize("rows", ["batch", "explicit"])
+@pytest.mark.parametrize("track", [False, True], ids=["commit", "commit+track"])
+def test_scatter_after_verify(device, ssm_dtype, layout, conv_cache, rows, track):
+    sglang = sglang_module(device)
+    generator = torch.Generator().manual_seed(hash((layout, conv_cache, rows, track)) % 2**31)
+    temporal, convs = make_pools(layout, ssm_dtype, generator, device)
+    padding = 2 if rows == "batch" else 0
+    num_rows = BATCH + padding + 1  # SGLang's caches have size + 1 rows
+    ssm_cache, window = make_caches(conv_cache, ssm_dtype, num_rows, generator, device)
+    indices = make_indices(generator, device, track=track, padding=padding)
+    src_rows = None
+    if rows == "explicit":
+        src_rows = torch.randperm(num_rows, generator=generator)[:BATCH].to(device)
+    theirs, mine = clone_pools(temporal, convs), clone_pools(temporal, convs)
+    sglang.scatter_mamba_states_after_mtp_verify(mamba_caches(*theirs, ssm_cache, window),
+                                                 *indices, src_rows)
+    ours.scatter_mamba_states_after_mtp_verify(mamba_caches(*mine, ssm_cache, window), *indices,
+                                               src_rows)
+    assert_pools_equal(theirs, mine)
+    untouched = clone_pools(temporal, convs)
+    with pytest.raises(AssertionError):  # the commit did something
+        assert_pools_equal(untouched, mine)
+
+
+def compare_track_all_layers(device, layout, check_freed_slots):
+    sglang = sglang_module(device)
+    generator = torch.Generator().manual_seed(5)
+    temporal, convs = make_pools(layout, torch.float32, generator, device)
+    batch = BATCH + 2  # the kernels read only the first batch_size entries
+    slots = torch.randperm(SLOTS, generator=generator)
+    cache_indices = slots[:batch].to(device)
+    track_indices = slots[batch:2 * batch].to(device)
+    mask = (torch.arange(batch) % 3 != 1).to(device)
+    if check_freed_slots:  # freed slots, which only this mode allows
+        cache_indices[0] = -1
+        track_indices[2] = -1
+    theirs, mine = clone_pools(temporal, convs), clone_pools(temporal, convs)
+    for (pool_ssm, pool_convs), track in [(theirs, sglang.track_mamba_states_all_layers),
+                                          (mine, ours.track_mamba_states_all_layers)]:
+        track(pool_convs[0], pool_ssm, cache_indices, mask, track_indices, BATCH,
+              check_freed_slots=check_freed_slots)
+    assert_pools_equal(theirs, mine)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("layout", ["dense", "envelope"])
+@pytest.mark.parametrize("check_freed_slots", [False, True])
+def test_track_all_layers(device, layout, check_freed_slots):
+    if device == "cuda":
+        compare_track_all_layers(device, layout, check_freed_slots)
+        return
+    # SGLang's track kernel calls triton.language functions that are themselves @triton.jit
+    # (tl.sum, tl.cumsum); the interpreter runs them only if TRITON_INTERPRET=1 was set before
+    # triton was first imported: a fresh interpreter.
+    sglang_module(device)  # skips, with the reason, where the wheel is missing
+    process = run_python(
+        f"import sys; sys.path.insert(0, 'tests'); import test_sglang_parity as t; "
+        f"t.compare_track_all_layers('cpu', {layout!r}, {check_freed_slots})",
+        TRITON_INTERPRET="1")
+    assert process.returncode == 0, process.stdout + process.stderr
+
+
+def test_a_wrong_step_is_detected():
+    """The negative control: our commit with one step changed must not match SGLang's."""
+    sglang = sglang_module("cpu")
+    generator = torch.Generator().manual_seed(9)
+    temporal, convs = make_pools("dense", torch.float32, generator, "cpu")
+    ssm_cache, window = make_caches("window", torch.float32, BATCH + 1, generator, "cpu")
+    state_indices, steps, _, _ = make_indices(generator, "cpu", track=False, padding=0)
+    theirs, mine = clone_pools(temporal, convs), clone_pools(temporal, convs)
+    sglang.scatter_mamba_states_after_mtp_verify(mamba_caches(*theirs, ssm_cache, window),
+                                                 state_indices, steps, None, None)
+    wrong = steps.clone()
+    wrong[0] = DRAFTS - 2  # was DRAFTS - 1
+    ours.scatter_mamba_states_after_mtp_verify(mamba_caches(*mine, ssm_cache, window),
+                                               state_indices, wrong, None, None)
+    with pytest.raises(AssertionError):
+        assert_pools_equal(theirs, mine)
+
+
+def test_envelope_views_share_no_byte():
+    """SGLang's envelope: the conv and SSM pools interleave in one buffer without sharing a
+    byte, so the operator accepts them; a view that does share bytes is still refused."""
+    generator = torch.Generator().manual_seed(3)
+    temporal, convs = make_pools("envelope", torch.float32, generator, "cpu")
+    ssm_cache, window = make_caches("window", torch.float32, BATCH + 1, generator, "cpu")
+    slots, steps = torch.tensor([1, 4]), torch.tensor([0, 3])
+    torch.ops.mamba_state.update([temporal, convs[0]], [ssm_cache, window], slots, steps)
+    assert torch.equal(temporal[:, 4].view(torch.int32), ssm_cache[:, 1, 3].view(torch.int32))
+    shifted = temporal.as_strided(temporal.shape, temporal.stride(),
+                                  temporal.storage_offset() - 8)  # into the conv part
+    with pytest.raises(ValueError, match="states\\[0\\] shares memory with states\\[1\\]"):
+        torch.ops.mamba_state.update([shifted, convs[0]], [ssm_cache, window], slots, steps)
