@@ -64,7 +64,7 @@ def main() -> int:
     rand = lambda *shape, high: torch.randint(0, high, shape, generator=generator).to(device)  # noqa: E731
     print(f"backend: {mamba_state_ext.backend()}")
 
-    # The seed's form: caches indexed by pool slot, accepted lengths (0: nothing accepted).
+    # Caches indexed by pool slot, accepted lengths (0: nothing accepted).
     ssm_pool, conv_pool = pools(device)
     expected = [t.clone() for t in (ssm_pool, conv_pool)]
     for step in range(args.steps):

@@ -8,7 +8,7 @@ import pytest
 from mamba_state_ext import bench
 
 JSON_KEYS = {"device", "card", "torch", "threads", "date", "results"}
-RESULT_KEYS = {"preset", "n", "method", "median_us", "bytes", "gbps", "extra_mib"}
+RESULT_KEYS = {"preset", "n", "live", "method", "median_us", "bytes", "gbps", "extra_mib"}
 
 
 def test_quick_run_on_cpu(tmp_path, capsys):
@@ -32,7 +32,7 @@ def test_quick_run_on_cpu(tmp_path, capsys):
 def test_a_wrong_result_fails_the_run(monkeypatch, capsys):
     def broken(workload, index_set):
         bench._ours(workload, index_set)
-        workload.states[0][:, workload.index_sets[index_set][0][0]] += 1
+        workload.states[0][:, workload.index_sets[index_set].slots] += 1
 
     monkeypatch.setitem(bench.METHODS, "mamba_state", (broken, True))
     code = bench.main(["--device", "cpu", "--preset", "small", "--n", "2", "--reps", "3",
@@ -52,8 +52,20 @@ def test_layers_override_renames_the_preset(capsys):
 
 def test_track_mode_times_the_full_commit(capsys):
     assert bench.main(["--device", "cpu", "--preset", "small", "--track", "--n", "3",
-                       "--reps", "3", "--methods", "vectorized", "mamba_state", "one_launch"]) == 0
+                       "--reps", "3", "--methods", "vectorized", "mamba_state"]) == 0
     output = capsys.readouterr().out
     assert "preset small+track" in output
     assert {line.split()[1] for line in output.splitlines() if line.strip().startswith("3 ")} == \
-        {"vectorized", "mamba_state", "one_launch"}
+        {"vectorized", "mamba_state"}
+
+
+def test_sglang_layout_and_padded_batch(capsys):
+    """The SGLang preset (window conv cache, batch rows, track copies) and a padded batch: every
+    method checked against the reference; sglang's kernels are CUDA only and the table says so."""
+    assert bench.main(["--device", "cpu", "--preset", "sglang-qwen3-next-tp4", "--layers", "2",
+                       "--n", "4", "--padded", "2", "--reps", "3"]) == 0
+    output = capsys.readouterr().out
+    assert "SGLang layouts" in output and "note: sglang: its kernels refuse CPU tensors" in output
+    rows = [line.split() for line in output.splitlines() if line.strip()[:1].isdigit()]
+    assert {(row[0], row[1]) for row in rows} >= {("4/2", "mamba_state"), ("2", "mamba_state"),
+                                                 ("4", "vectorized")}

@@ -28,7 +28,14 @@ int main() {
                     .findSchemaOrThrow("mamba_state::update", "")
                     .typed<void(at::TensorList, at::TensorList, const at::Tensor&,
                                 const at::Tensor&, const std::optional<at::Tensor>&, int64_t,
+                                const std::optional<at::Tensor>&,
+                                const std::optional<at::Tensor>&,
                                 const std::optional<at::Tensor>&)>();
+  auto copy_slots = c10::Dispatcher::singleton()
+                        .findSchemaOrThrow("mamba_state::copy_slots", "")
+                        .typed<void(at::TensorList, const at::Tensor&, const at::Tensor&,
+                                    const std::optional<at::Tensor>&,
+                                    const std::optional<at::Tensor>&)>();
 
   const int64_t layers = 3, slots = 7, rows = 4, steps = 5;
   at::manual_seed(0);
@@ -41,8 +48,10 @@ int main() {
   const at::Tensor src_rows = at::tensor({3, 0, 1}, at::kLong);
   const at::Tensor status = at::full({3}, -1, at::kInt);
 
+  // With a track copy of row 0's step 1 into slot 6; -1 skips the others.
   update.call({ssm, conv}, {ssm_cache, conv_cache}, dst_slots, accepted, src_rows,
-              /*step_offset=*/-1, status);
+              /*step_offset=*/-1, status, at::tensor({-1, 6, 4}, at::kLong),
+              at::tensor({2, 1, -1}, at::kLong));
 
   expect(ssm[0][5].equal(ssm_cache[0][3][2]) && ssm[2][0].equal(ssm_cache[2][0][0]),
          "SSM entries committed");
@@ -50,11 +59,18 @@ int main() {
   expect(!ssm.select(1, 2).any().item<bool>(), "skipped entry left its slot alone");
   expect(!ssm.select(1, 1).any().item<bool>(), "unselected slot untouched");
   expect(status.eq(0).all().item<bool>(), "entry_status written");
+  expect(ssm[1][6].equal(ssm_cache[1][0][1]), "track copy committed in the same call");
+  expect(!ssm.select(1, 4).any().item<bool>(), "a track step of -1 skips the copy");
+
+  copy_slots.call({ssm, conv}, at::tensor({5, 0}, at::kLong), at::tensor({3, -1}, at::kLong),
+                  std::nullopt, std::nullopt);
+  expect(ssm.select(1, 3).equal(ssm.select(1, 5)) && conv.select(1, 3).equal(conv.select(1, 5)),
+         "copy_slots copied slot 5 into slot 3 in every kind and layer");
 
   bool raised = false;
   try {
     update.call({ssm}, {ssm_cache}, at::tensor({slots}, at::kLong), at::tensor({0}, at::kLong),
-                std::nullopt, 0, std::nullopt);
+                std::nullopt, 0, std::nullopt, std::nullopt, std::nullopt);
   } catch (const c10::IndexError& error) {
     raised = std::string(error.what()).find("dst slot 7 is out of range [0, 7)") !=
              std::string::npos;
