@@ -11,9 +11,7 @@
 #include <type_traits>
 
 #if defined(__CUDACC__)
-// Forced inline: one kernel body with no calls, whose registers the compiler allocates as a
-// whole (an outlined call spills its caller's registers to the stack).
-#define MAMBA_STATE_HOST_DEVICE __host__ __device__ __forceinline__
+#define MAMBA_STATE_HOST_DEVICE __host__ __device__ inline
 #else
 #define MAMBA_STATE_HOST_DEVICE inline
 #endif

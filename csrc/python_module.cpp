@@ -25,20 +25,15 @@ pybind11::list run_grid_on_cpu(const mamba_state::UpdatePlan& plan, int64_t max_
           write_entry_status(params, thread);
         }
       }
-      for (int64_t chunk = 0; chunk < params.indices.num_tasks(); chunk += kTasksPerChunk) {
-        std::vector<LiveTask> live;
-        for (int thread = 0; thread < kThreadsPerBlock; ++thread) {
-          for (int j = 0; j < kTasksPerThread; ++j) {
-            LiveTask task;
-            if (resolve_task(params, chunk + thread * kTasksPerThread + j, &task)) {
-              live.push_back(task);
-            }
-          }
+      std::vector<LiveTask> live;
+      for (int thread = 0; thread < kThreadsPerBlock; ++thread) {
+        for (int j = 0; j < kTasksPerThread; ++j) {
+          LiveTask task;
+          if (resolve_task(params, thread * kTasksPerThread + j, &task)) live.push_back(task);
         }
-        for (int thread = 0; thread < kThreadsPerBlock; ++thread) {
-          copy_live_tiles(params, params.states, live.data(), static_cast<int64_t>(live.size()), block,
-                          launch.num_blocks, thread);
-        }
+      }
+      for (int thread = 0; thread < kThreadsPerBlock; ++thread) {
+        copy_block_tiles(params, live.data(), static_cast<int64_t>(live.size()), block, thread);
       }
     }
     pybind11::list kinds;

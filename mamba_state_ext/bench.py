@@ -125,7 +125,7 @@ def fill_random(tensor: torch.Tensor, generator: torch.Generator) -> None:
 
 
 @dataclasses.dataclass
-class IndexSet:
+class CallIndices:
     """One call's indices: the commit, the track copies (or None) and the caches it reads."""
 
     slots: torch.Tensor
@@ -210,7 +210,7 @@ class Workload:
             moved = [None if t is None else t.to(device)
                      for t in (slots, steps.masked_fill(padding, -1), rows, track_slots,
                                track_steps)]
-            self.index_sets.append(IndexSet(*moved, caches))
+            self.index_sets.append(CallIndices(*moved, caches))
         self._copy_buffers = None
 
     def _caches(self, rows: int, generator) -> list[torch.Tensor]:

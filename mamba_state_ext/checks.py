@@ -380,7 +380,7 @@ def describe_bad_entry(op, set_index, n, status, slot, row, step, num_slots, num
     return f"{where}step {step} ({source}) is out of range [0, {num_steps})"
 
 
-def resolve_all(op, index_sets, num_slots, num_rows, num_steps):
+def resolve_all(index_sets, num_slots, num_rows, num_steps):
     """resolve_entries for every set, stacked: ``[sets, 5, N]`` int64 on the indices' device."""
     resolved = [resolve_entries(s, num_slots, num_rows, num_steps) for s in index_sets]
     return torch.stack([torch.stack([t.to(torch.int64) for t in r]) for r in resolved])
@@ -406,7 +406,7 @@ def check_entries(op, index_sets, num_slots, num_rows, num_steps) -> None:
     """The wrappers' ``check=True``: raises IndexError for the first bad copy, then for two
     applied copies that write the same slot, then (copy_slots) for a slot both read and written.
     One host sync for CUDA indices."""
-    resolved = resolve_all(op, index_sets, num_slots, num_rows, num_steps).cpu()
+    resolved = resolve_all(index_sets, num_slots, num_rows, num_steps).cpu()
     raise_for_first_bad_entry(op, resolved, num_slots, num_rows, num_steps)
     writers = {}
     for set_index in range(len(index_sets)):

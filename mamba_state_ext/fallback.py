@@ -34,7 +34,7 @@ def _apply(op, states, sources, index_sets, num_rows, num_steps, entry_status) -
     """Copies every applied, in-range entry of the index sets from sources[k] ([L, R, T, *E])
     into states[k]; raises first on the CPU, else reports bad entries in entry_status."""
     num_slots = states[0].shape[1]
-    resolved = checks.resolve_all(op, index_sets, num_slots, num_rows, num_steps)
+    resolved = checks.resolve_all(index_sets, num_slots, num_rows, num_steps)
     if states[0].device.type == "cpu":  # here raising costs no sync: raise before any write
         checks.raise_for_first_bad_entry(op, resolved, num_slots, num_rows, num_steps)
     status, slot, row, step, applied = resolved.transpose(0, 1).flatten(1)  # sets laid end to end

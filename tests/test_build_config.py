@@ -76,10 +76,6 @@ def test_cmake_agrees():
 
 @pytest.mark.build
 @pytest.mark.skipif(build_config.find_cuda_home() is None, reason="needs a CUDA toolkit (nvcc)")
-@pytest.mark.xfail(strict=True, reason=(
-    "known regression: the persistent kernel (commit, track copies and copy_slots in one launch) "
-    "spills about 1.5 KB to local memory at 64 registers; cause not found yet (README, "
-    "'Checking the CUDA kernel without a GPU'). strict: remove this mark once the check passes"))
 def test_kernel_registers_spills_and_vector_accesses():
     """scripts/check_sass.py: no spills or local memory, 128-bit loads and stores, 4 in flight."""
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_sass.py")],

@@ -195,7 +195,7 @@ def expected_status(case: Case):
     num_rows, num_steps = case.intermediates[0].shape[1:3]
     index_sets = checks.update_index_sets(case.dst_slots, case.steps, case.src_rows,
                                           case.step_offset, case.track_slots, case.track_steps)
-    status = checks.resolve_all(checks.UPDATE, index_sets, num_slots, num_rows, num_steps)[:, 0]
+    status = checks.resolve_all(index_sets, num_slots, num_rows, num_steps)[:, 0]
     return status.sum(0).tolist()  # bad entries have no track copy: no bit is counted twice
 
 

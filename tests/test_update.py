@@ -264,6 +264,31 @@ def test_grid_launch_count():
         assert state[:, [0, 3]].eq(1).all() and not state[:, [1, 2]].any()
 
 
+@PYTHON_MODULE
+def test_grid_splits_many_tasks_and_shares_blocks_by_kind():
+    """A launch resolves at most 512 tasks (entries of each index set): 300 entries with track
+    copies take two launches. The kinds share a launch's blocks in proportion to their tiles."""
+    generator = torch.Generator().manual_seed(12)
+    slots_total, entries = 700, 300
+    pools = [make_pool((2, slots_total, 3, 5), torch.float32, "contiguous", generator),
+             make_pool((2, slots_total, 24, 3), torch.bfloat16, "contiguous", generator)]
+    caches = [make_intermediate((2, entries, 3, 3, 5), torch.float32, "contiguous", generator),
+              make_intermediate((2, entries, 3, 24, 3), torch.bfloat16, "window", generator)]
+    order = torch.randperm(slots_total, generator=generator)
+    slots, track_slots = order[:entries], order[entries:2 * entries]
+    steps = torch.randint(-1, 3, (entries,), generator=generator)
+    track_steps = torch.randint(-1, 3, (entries,), generator=generator)
+    expected = [pool.clone() for pool in pools]
+    loop_update([p.view for p in expected], caches, slots, steps, track_slots=track_slots,
+                track_steps=track_steps)
+    launches = run_cuda_grid_on_cpu([p.view for p in pools], caches, slots, steps,
+                                    track_slots=track_slots, track_steps=track_steps,
+                                    max_blocks=20)
+    assert len(launches) == 2 and all(launch["blocks"] == 20 for launch in launches)
+    for pool, reference in zip(pools, expected):
+        assert_same_bits(pool.parent, reference.parent)
+
+
 @pytest.mark.parametrize("implementation", [pytest.param("op", marks=COMPILED), "fallback",
                                             pytest.param("grid", marks=PYTHON_MODULE)])
 def test_offsets_past_2_to_the_31(implementation):

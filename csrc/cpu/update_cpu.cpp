@@ -137,26 +137,21 @@ void copy_live_tasks(const UpdatePlan& plan, const std::vector<LiveTask>& live) 
   });
 }
 
-// Raises for the first bad copy (entry by entry, the commit before the track copy) before
-// anything is written; then copies every live task.
+// Resolves every copy, raising for the first bad one (entry by entry, the commit before the
+// track copy) before anything is written; then copies the live ones.
 void run(const UpdatePlan& plan) {
   const EntryIndices& indices = plan.indices;
+  std::vector<LiveTask> live;
   for (int64_t n = 0; n < indices.num_entries; ++n) {
     for (int set = 0; set < indices.num_sets; ++set) {
       const ResolvedEntry entry = resolve_entry(indices, set, n);
       TORCH_CHECK_INDEX(entry.status == 0, describe_bad_entry(plan.op, indices, set, n, entry));
+      if (entry.copies()) live.push_back({entry.slot, entry.row, entry.step});
     }
   }
   if (plan.entry_status != nullptr) {
     for (int64_t n = 0; n < indices.num_entries; ++n) {
       plan.entry_status[n * plan.entry_status_stride] = 0;
-    }
-  }
-  std::vector<LiveTask> live;
-  for (int set = 0; set < indices.num_sets; ++set) {
-    for (int64_t n = 0; n < indices.num_entries; ++n) {
-      const ResolvedEntry entry = resolve_entry(indices, set, n);
-      if (entry.copies()) live.push_back({entry.slot, entry.row, entry.step});
     }
   }
   copy_live_tasks(plan, live);

@@ -55,28 +55,43 @@ TiledStateCopy tile_state(const StateCopy& copy) {
 std::vector<Launch> make_launches(const UpdatePlan& plan, int64_t max_blocks) {
   const int64_t num_tasks = plan.indices.num_tasks();
   std::vector<Launch> launches;
-  size_t next_state = 0;
-  do {
-    Launch launch{};
-    KernelParams& params = launch.params;
-    params.indices = plan.indices;
-    if (launches.empty() && plan.entry_status != nullptr) {
-      params.entry_status = plan.entry_status;
-      params.entry_status_stride = plan.entry_status_stride;
+  for (size_t first_state = 0; first_state == 0 || first_state < plan.states.size();
+       first_state += kMaxStatesPerLaunch) {
+    for (int64_t first_task = 0; first_task == 0 || first_task < num_tasks;
+         first_task += kMaxTasks) {
+      Launch launch{};
+      KernelParams& params = launch.params;
+      params.indices = plan.indices;
+      params.first_task = first_task;
+      params.num_tasks = static_cast<int32_t>(std::min<int64_t>(kMaxTasks, num_tasks - first_task));
+      if (launches.empty() && plan.entry_status != nullptr) {
+        params.entry_status = plan.entry_status;
+        params.entry_status_stride = plan.entry_status_stride;
+      }
+      int64_t tiles[kMaxStatesPerLaunch] = {};
+      int64_t total_tiles = 0;
+      for (size_t k = first_state;
+           k < plan.states.size() && params.num_states < kMaxStatesPerLaunch; ++k) {
+        const TiledStateCopy tiled = tile_state(plan.states[k]);
+        tiles[params.num_states] = params.num_tasks * tiled.copy.num_layers * tiled.tiles_per_entry;
+        total_tiles += tiles[params.num_states];
+        params.states[params.num_states++] = tiled;
+      }
+      // The kinds share the blocks in proportion to their tiles, each at least one block (if it
+      // has a tile) and at most one block per tile.
+      const int64_t budget = std::min(total_tiles, max_blocks);
+      for (int k = 0; k < params.num_states; ++k) {
+        const int64_t share = total_tiles == 0 ? 0 : (budget * tiles[k] + total_tiles / 2) / total_tiles;
+        const int64_t blocks = std::min(tiles[k], std::max<int64_t>(share, tiles[k] > 0));
+        params.first_block[k + 1] = params.first_block[k] + static_cast<int32_t>(blocks);
+      }
+      launch.num_blocks = params.first_block[params.num_states];
+      if (params.entry_status != nullptr && plan.indices.num_entries > 0) {
+        launch.num_blocks = std::max<int64_t>(launch.num_blocks, 1);  // block 0 writes the status
+      }
+      launches.push_back(launch);
     }
-    for (; next_state < plan.states.size() && params.num_states < kMaxStatesPerLaunch;
-         ++next_state) {
-      TiledStateCopy tiled = tile_state(plan.states[next_state]);
-      tiled.first_tile = params.tiles_per_task;
-      params.states[params.num_states++] = tiled;
-      params.tiles_per_task += tiled.copy.num_layers * tiled.tiles_per_entry;
-    }
-    launch.num_blocks = std::min(num_tasks * params.tiles_per_task, max_blocks);
-    if (params.entry_status != nullptr && plan.indices.num_entries > 0) {
-      launch.num_blocks = std::max<int64_t>(launch.num_blocks, 1);
-    }
-    launches.push_back(launch);
-  } while (next_state < plan.states.size());
+  }
   return launches;
 }
 

@@ -14,8 +14,9 @@ struct Launch {
   int64_t num_blocks;  // 0: nothing to do
 };
 
-// One launch per kMaxStatesPerLaunch state kinds (one launch for any real call), each of at most
-// max_blocks blocks (the persistent grid: as many as fit on the GPU at once).
+// One launch per kMaxStatesPerLaunch state kinds and kMaxTasks tasks (one launch for any real
+// call), each of at most max_blocks blocks (the persistent grid: as many as fit on the GPU at
+// once).
 std::vector<Launch> make_launches(const UpdatePlan& plan, int64_t max_blocks);
 
 }  // namespace mamba_state

@@ -49,41 +49,28 @@ __device__ int block_exclusive_sum(int value, int* total) {
 }
 
 // __grid_constant__: the steps read the arguments in place, without a local copy.
-__global__ void __launch_bounds__(kThreadsPerBlock)
+__global__ void __launch_bounds__(kThreadsPerBlock, kMinBlocksPerMultiprocessor)
     update_kernel(const __grid_constant__ KernelParams params) {
-  __shared__ LiveTask live[kTasksPerChunk];
-  __shared__ TiledStateCopy kinds[kMaxStatesPerLaunch];
+  __shared__ LiveTask live[kMaxTasks];
   const int thread = static_cast<int>(threadIdx.x);
-  {  // the kinds' descriptions, word by word, to shared memory (see copy_live_tiles)
-    static_assert(sizeof(TiledStateCopy) % sizeof(uint32_t) == 0, "copied by words");
-    const auto* from = reinterpret_cast<const uint32_t*>(params.states);
-    auto* to = reinterpret_cast<uint32_t*>(kinds);
-    const int words = params.num_states * static_cast<int>(sizeof(TiledStateCopy) / 4);
-    for (int word = thread; word < words; word += kThreadsPerBlock) to[word] = from[word];
+  if (blockIdx.x == 0 && params.entry_status != nullptr) write_entry_status(params, thread);
+  // Fixed indices into mine and copies (the loops unroll), so that they stay in registers.
+  LiveTask mine[kTasksPerThread];
+  bool copies[kTasksPerThread];
+  int count = 0;
+#pragma unroll
+  for (int j = 0; j < kTasksPerThread; ++j) {
+    copies[j] = resolve_task(params, thread * kTasksPerThread + j, &mine[j]);
+    count += copies[j];
+  }
+  int num_live;
+  int position = block_exclusive_sum(count, &num_live);
+#pragma unroll
+  for (int j = 0; j < kTasksPerThread; ++j) {
+    if (copies[j]) live[position++] = mine[j];
   }
   __syncthreads();
-  if (blockIdx.x == 0 && params.entry_status != nullptr) write_entry_status(params, thread);
-  const int64_t num_tasks = params.indices.num_tasks();
-  for (int64_t chunk_start = 0; chunk_start < num_tasks; chunk_start += kTasksPerChunk) {
-    // Fixed indices into mine and copies (the loops unroll), so that they stay in registers.
-    LiveTask mine[kTasksPerThread];
-    bool copies[kTasksPerThread];
-    int count = 0;
-#pragma unroll
-    for (int j = 0; j < kTasksPerThread; ++j) {
-      copies[j] = resolve_task(params, chunk_start + thread * kTasksPerThread + j, &mine[j]);
-      count += copies[j];
-    }
-    int num_live;
-    int position = block_exclusive_sum(count, &num_live);
-#pragma unroll
-    for (int j = 0; j < kTasksPerThread; ++j) {
-      if (copies[j]) live[position++] = mine[j];
-    }
-    __syncthreads();
-    copy_live_tiles(params, kinds, live, num_live, blockIdx.x, gridDim.x, thread);
-    __syncthreads();  // the next chunk overwrites live
-  }
+  copy_block_tiles(params, live, num_live, blockIdx.x, thread);
 }
 
 // Blocks of update_kernel that fit on the device at once, read once per device.

@@ -1,18 +1,20 @@
 // The body of the CUDA kernel, as __host__ __device__ code: update_cuda.cu runs it on the GPU, and
-// the test build runs the same functions over the same grid on the CPU (tests/grid_on_cpu.cpp),
+// the tests run the same functions over the same grid on the CPU (_C._run_update_grid_on_cpu),
 // so that the index arithmetic is tested on machines without a GPU.
 //
-// The grid is persistent (about as many blocks as fit on the GPU at once). A task is one (index
-// set, entry) pair. Each block walks the tasks in chunks of kTasksPerChunk: it resolves the
-// chunk's indices into shared memory, keeping only the tasks that copy (live tasks), then the
-// grid shares out their tiles, block b taking tiles b, b + gridDim, ... So a skipped entry (a
-// padding entry of a CUDA-graph batch) costs one index read per block, not a block per tile, and
-// a tile's copy needs no index read from global memory.
+// A task is one (index set, entry) pair. The grid is persistent (about as many blocks as fit on
+// the GPU at once) and each block serves one state kind, the kinds sharing the blocks in
+// proportion to their tiles. Each block first resolves every task of the launch (up to
+// kMaxTasks) into shared memory, keeping only those that copy (live tasks); then it copies its
+// kind's tiles of them: tiles b, b + blocks, ... of the kind's blocks. So a skipped entry (the
+// padding of a CUDA-graph batch) costs one index read per block, not a block per tile; a tile's
+// copy reads no index from global memory; and each block runs one copy path, chosen once, whose
+// tile loop is compiled on its own (a loop around the choice of path, or two choices in one
+// block, makes the compiler keep every path's registers at once: hundreds, and spills).
 //
-// A task copies every state kind and layer; its tiles are kind by kind, layer by layer. A tile is
-// kUnitsPerTile units of one (task, kind, layer), where a unit is 16 bytes (on the wider side of a
-// conversion) when the layout allows, else one element. Each thread loads its kUnitsPerThread
-// units before it stores any of them.
+// A tile is kUnitsPerTile units of one (task, layer) of a kind, where a unit is 16 bytes (on the
+// wider side of a conversion) when the layout allows, else one element. Each thread loads its
+// kUnitsPerThread units before it stores any of them.
 #pragma once
 
 #include "../copy_plan.h"
@@ -21,7 +23,6 @@
 #define MAMBA_STATE_UNROLL _Pragma("unroll")
 #define MAMBA_STATE_NO_UNROLL _Pragma("unroll 1")
 #else
-#define MAMBA_STATE_OUTLINED
 #define MAMBA_STATE_UNROLL
 #define MAMBA_STATE_NO_UNROLL
 #endif
@@ -29,12 +30,19 @@
 namespace mamba_state {
 
 constexpr int kThreadsPerBlock = 256;
+// Blocks the register budget keeps resident per SM: 2 x 256 threads x 4 units of 16 bytes is
+// 32 KiB of loads in flight per SM, more than an H100 needs to reach its memory bandwidth (about
+// 3.35 TB/s x 0.7 us of latency / 132 SMs, 18 KB). 4 blocks (64 registers) spill: each copy path
+// fits in 64 alone, but not all of them in one kernel.
+constexpr int kMinBlocksPerMultiprocessor = 2;
 constexpr int kUnitsPerThread = 4;
 constexpr int64_t kUnitsPerTile = kThreadsPerBlock * kUnitsPerThread;
 constexpr int kVectorBytes = 16;
 constexpr int kMaxStatesPerLaunch = 8;
 constexpr int kTasksPerThread = 2;
-constexpr int kTasksPerChunk = kThreadsPerBlock * kTasksPerThread;
+// Tasks one launch resolves: N entries with track copies, or 2N without, up to N = 256 (a larger
+// call takes one launch per kMaxTasks tasks).
+constexpr int kMaxTasks = kThreadsPerBlock * kTasksPerThread;
 
 // How a kind's tiles are copied, by its collapsed entry layout.
 enum class TilePath : int32_t {
@@ -50,17 +58,18 @@ struct TiledStateCopy {
   int32_t unit_elements;  // elements per unit
   int64_t units_per_entry;
   int64_t tiles_per_entry;  // tiles of one (task, layer)
-  int64_t first_tile;       // tiles of the kinds before this one, within a task
 };
 
 // The whole launch, filled once on the host and passed by value (no copy to the device).
 struct KernelParams {
   EntryIndices indices;
+  int64_t first_task;  // the launch's tasks: [first_task, first_task + num_tasks)
+  int32_t num_tasks;
   int32_t* entry_status;  // block 0 writes it; nullptr: not asked for, or not this launch's job
   int64_t entry_status_stride;
-  int64_t tiles_per_task;
   int32_t num_states;
   TiledStateCopy states[kMaxStatesPerLaunch];
+  int32_t first_block[kMaxStatesPerLaunch + 1];  // kind k's blocks: [first_block[k], [k + 1])
 };
 static_assert(sizeof(KernelParams) <= 4096, "CUDA kernel arguments are limited to 4 KiB");
 
@@ -207,41 +216,6 @@ MAMBA_STATE_HOST_DEVICE void copy_tile_strided(const TiledStateCopy& state, char
   }
 }
 
-// The element-at-a-time paths, for one element type pair.
-template <typename Element>
-MAMBA_STATE_HOST_DEVICE void copy_tile_by_element(const TiledStateCopy& state, char* dst,
-                                                  const char* src, int64_t tile, int thread) {
-  switch (state.path) {
-    case TilePath::kOneDim: return copy_tile_one_dim<Element>(state, dst, src, tile, thread);
-    case TilePath::kRows:
-      // The host picks kRows for 2- and 4-byte destinations only.
-      if constexpr (sizeof(typename Element::Value) == 2 || sizeof(typename Element::Value) == 4) {
-        return copy_tile_rows<Element>(state, dst, src, tile, thread);
-      }
-      return;
-    case TilePath::kStrided: return copy_tile_strided<Element>(state, dst, src, tile, thread);
-  }
-}
-
-MAMBA_STATE_HOST_DEVICE void copy_tile(const TiledStateCopy& state, char* dst,
-                                       const char* src, int64_t tile, int thread) {
-  if (state.path == TilePath::kOneDim && state.unit_elements > 1) {
-    visit_conversion(state.copy.conversion, [&](auto types) {
-      using Types = decltype(types);
-      if constexpr (std::is_same_v<Types, CopyBytesTag>) {
-        copy_tile_one_dim<CopyVector>(state, dst, src, tile, thread);
-      } else {
-        using Vector = ConvertVector<typename Types::Source, typename Types::Dest>;
-        copy_tile_one_dim<Vector>(state, dst, src, tile, thread);
-      }
-    });
-    return;
-  }
-  visit_element_op(state.copy.conversion, state.copy.dst_elem_size, [&](auto element) {
-    copy_tile_by_element<decltype(element)>(state, dst, src, tile, thread);
-  });
-}
-
 // Block 0's extra job: every entry's status, its threads striding over the entries.
 MAMBA_STATE_HOST_DEVICE void write_entry_status(const KernelParams& params, int thread) {
   for (int64_t n = thread; n < params.indices.num_entries; n += kThreadsPerBlock) {
@@ -249,45 +223,95 @@ MAMBA_STATE_HOST_DEVICE void write_entry_status(const KernelParams& params, int 
   }
 }
 
-// Resolves task `task` (one of a chunk's, which threads share out kTasksPerThread each, in
-// order); returns whether it copies, and if so where, in *live.
-MAMBA_STATE_HOST_DEVICE bool resolve_task(const KernelParams& params, int64_t task,
-                                                 LiveTask* live) {
-  const EntryIndices& indices = params.indices;
-  if (task >= indices.num_tasks()) return false;
+// Resolves the launch's task `task` (threads share them out kTasksPerThread each, in order);
+// returns whether it copies, and if so where, in *live.
+MAMBA_STATE_HOST_DEVICE bool resolve_task(const KernelParams& params, int task, LiveTask* live) {
+  if (task >= params.num_tasks) return false;
   int64_t set;
   int64_t n;
-  divide(task, indices.num_entries, &set, &n);
-  const ResolvedEntry entry = resolve_entry(indices, static_cast<int>(set), n);
+  divide(params.first_task + task, params.indices.num_entries, &set, &n);
+  const ResolvedEntry entry = resolve_entry(params.indices, static_cast<int>(set), n);
   *live = {entry.slot, entry.row, entry.step};
   return entry.copies();
 }
 
-// A thread's part of copying the tiles of num_live live tasks, of which this block takes tiles
-// block, block + num_blocks, ... kinds: params.states, or the kernel's copy of it in shared memory
-// (a run-time index into the kernel's arguments would make the compiler copy them to the stack).
-MAMBA_STATE_HOST_DEVICE void copy_live_tiles(const KernelParams& params,
-                                             const TiledStateCopy* kinds, const LiveTask* live,
-                                             int64_t num_live, int64_t block, int64_t num_blocks,
-                                             int thread) {
-  const int64_t num_tiles = num_live * params.tiles_per_task;
-  // One tile at a time: each already has kUnitsPerThread loads in flight per thread, and an
-  // unrolled tile loop would multiply the registers of every copy path.
+// The kind that block serves.
+MAMBA_STATE_HOST_DEVICE int kind_of_block(const KernelParams& params, int64_t block) {
+  int k = params.num_states - 1;
+  while (block < params.first_block[k]) --k;
+  return k;
+}
+
+// A thread's part of copying kind k's tiles of the num_live live tasks: tiles numbered task by
+// task, layer by layer, of which this block (the kind's block-th) takes every num_blocks-th.
+template <typename CopyTile>
+MAMBA_STATE_HOST_DEVICE void copy_kind_tiles(const TiledStateCopy& state, CopyTile copy_tile,
+                                             const LiveTask* live, int64_t num_live,
+                                             int64_t block, int64_t num_blocks, int thread) {
+  const int64_t num_tiles = num_live * state.copy.num_layers * state.tiles_per_entry;
+  // One tile at a time: each already has kUnitsPerThread loads in flight per thread.
   MAMBA_STATE_NO_UNROLL
   for (int64_t t = block; t < num_tiles; t += num_blocks) {
-    int64_t task;
-    int64_t tile_in_task;
-    divide(t, params.tiles_per_task, &task, &tile_in_task);
-    int k = params.num_states - 1;
-    while (tile_in_task < kinds[k].first_tile) --k;
-    const TiledStateCopy& state = kinds[k];
-    int64_t layer;
+    int64_t task_layer;
     int64_t tile;
-    divide(tile_in_task - state.first_tile, state.tiles_per_entry, &layer, &tile);
+    divide(t, state.tiles_per_entry, &task_layer, &tile);
+    int64_t task;
+    int64_t layer;
+    divide(task_layer, state.copy.num_layers, &task, &layer);
     const LiveTask where = live[task];
     copy_tile(state, state.copy.dst_entry(layer, where.slot),
               state.copy.src_entry(layer, where.row, where.step), tile, thread);
   }
+}
+
+// One copy path as a type of its own, so that each instantiation of copy_kind_tiles is separate
+// (a function pointer would make them one, with an indirect call).
+template <auto kCopyTile>
+struct TileCopy {
+  MAMBA_STATE_HOST_DEVICE void operator()(const TiledStateCopy& state, char* dst, const char* src,
+                                          int64_t tile, int thread) const {
+    kCopyTile(state, dst, src, tile, thread);
+  }
+};
+
+// copy_kind_tiles with the copy path of the block's kind, instantiated for its element types.
+MAMBA_STATE_HOST_DEVICE void copy_block_tiles(const KernelParams& params, const LiveTask* live,
+                                              int64_t num_live, int64_t block, int thread) {
+  // No kind: a launch with nothing to copy, whose one block writes the entries' status.
+  if (params.num_states == 0 || block >= params.first_block[params.num_states]) return;
+  const int k = kind_of_block(params, block);
+  const TiledStateCopy& state = params.states[k];
+  const int64_t kind_block = block - params.first_block[k];
+  const int64_t kind_blocks = params.first_block[k + 1] - params.first_block[k];
+  auto copy_with = [&](auto copy_tile) {
+    copy_kind_tiles(state, copy_tile, live, num_live, kind_block, kind_blocks, thread);
+  };
+  if (state.path == TilePath::kOneDim && state.unit_elements > 1) {
+    visit_conversion(state.copy.conversion, [&](auto types) {
+      using Types = decltype(types);
+      if constexpr (std::is_same_v<Types, CopyBytesTag>) {
+        copy_with(TileCopy<copy_tile_one_dim<CopyVector>>{});
+      } else {
+        using Vector = ConvertVector<typename Types::Source, typename Types::Dest>;
+        copy_with(TileCopy<copy_tile_one_dim<Vector>>{});
+      }
+    });
+    return;
+  }
+  visit_element_op(state.copy.conversion, state.copy.dst_elem_size, [&](auto element) {
+    using Element = decltype(element);
+    switch (state.path) {
+      case TilePath::kOneDim: return copy_with(TileCopy<copy_tile_one_dim<Element>>{});
+      case TilePath::kRows:
+        // The host picks kRows for 2- and 4-byte destinations only.
+        if constexpr (sizeof(typename Element::Value) == 2 ||
+                      sizeof(typename Element::Value) == 4) {
+          copy_with(TileCopy<copy_tile_rows<Element>>{});
+        }
+        return;
+      case TilePath::kStrided: return copy_with(TileCopy<copy_tile_strided<Element>>{});
+    }
+  });
 }
 
 }  // namespace mamba_state
