@@ -28,6 +28,15 @@ def _arch_flags(cuda_home: str) -> list[str]:
     return build_config.cuda_arch_flags(cuda_home)
 
 
+def default_build_directory(with_cuda: bool) -> Path:
+    """$TORCH_EXTENSIONS_DIR (as every torch extension honours it), else torch's extension build
+    root; one directory below it per torch version and CUDA choice."""
+    import torch.utils.cpp_extension as cpp_extension
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
+    return Path(root) / f"{LIBRARY_NAME}-torch{torch.__version__}-{'cuda' if with_cuda else 'cpu'}"
+
+
 def load(*, with_cuda: bool | None = None, verbose: bool = False,
          build_directory: str | os.PathLike | None = None) -> str:
     """Compiles and loads the operator library; returns its path.
@@ -35,8 +44,9 @@ def load(*, with_cuda: bool | None = None, verbose: bool = False,
     Args:
         with_cuda: build the CUDA kernel (None: when torch is a CUDA build and a toolkit is found).
         verbose: show the compiler's output.
-        build_directory: where to build (default: under torch's extension build root, one
-            directory per torch version and CUDA choice, so a second call reuses the build).
+        build_directory: where to build (default: under $TORCH_EXTENSIONS_DIR, else torch's
+            extension build root; one directory per torch version and CUDA choice, so a second
+            call reuses the build).
     """
     backend = _loader.current()
     if backend.name == "compiled":
@@ -54,8 +64,7 @@ def load(*, with_cuda: bool | None = None, verbose: bool = False,
     if with_cuda and cpp_extension.CUDA_HOME != os.environ["CUDA_HOME"]:
         cpp_extension.CUDA_HOME = os.environ["CUDA_HOME"]
     if build_directory is None:
-        variant = f"{LIBRARY_NAME}-torch{torch.__version__}-{'cuda' if with_cuda else 'cpu'}"
-        build_directory = Path(cpp_extension.get_default_build_root()) / variant
+        build_directory = default_build_directory(with_cuda)
     Path(build_directory).mkdir(parents=True, exist_ok=True)
     sources = [str(SOURCE_ROOT / path) for path in
                build_config.sources(SOURCE_ROOT, with_cuda=with_cuda, python_module=False)]

@@ -39,3 +39,13 @@ def test_jit_leaves_a_loaded_library_alone():
     if mamba_state_ext.backend().name != "compiled":
         pytest.skip("needs a compiled library already loaded")
     assert jit.load() == mamba_state_ext.backend().library
+
+
+def test_default_build_directory_honours_torch_extensions_dir(monkeypatch, tmp_path):
+    from mamba_state_ext import jit
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    assert jit.default_build_directory(False).parent == tmp_path
+    monkeypatch.delenv("TORCH_EXTENSIONS_DIR")
+    assert jit.default_build_directory(True).parent != tmp_path
+    assert jit.default_build_directory(True).name.endswith("-cuda")
