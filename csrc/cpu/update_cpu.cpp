@@ -31,6 +31,35 @@ void copy_run(char* dst, int64_t dst_step, const char* src, int64_t src_step, in
   }
 }
 
+// A row of kLength elements (0: of length elements, not known when compiled).
+template <typename Element, int kLength>
+void copy_row(char* dst, int64_t dst_step, const char* src, int64_t src_step, int64_t length) {
+  if constexpr (kLength == 0) {
+    copy_run<Element>(dst, dst_step, src, src_step, length);
+  } else {
+    for (int i = 0; i < kLength; ++i) {
+      Element::store(dst + i * dst_step, Element::load(src + i * src_step));
+    }
+  }
+}
+
+template <int kLength>
+struct RowLength {
+  static constexpr int value = kLength;
+};
+
+// Calls visit(RowLength<L>{}) with L the row length where it is a conv window's (K - 1 of 2, 3
+// or 4), else 0.
+template <typename Visitor>
+void visit_row_length(int64_t length, Visitor&& visit) {
+  switch (length) {
+    case 2: return visit(RowLength<2>{});
+    case 3: return visit(RowLength<3>{});
+    case 4: return visit(RowLength<4>{});
+    default: return visit(RowLength<0>{});
+  }
+}
+
 // Elements [begin, end) of one entry, for one element type pair. Strides are in bytes here.
 template <typename Element>
 void copy_entry_elements(const StateCopy& copy, char* dst, const char* src, int64_t begin,
@@ -56,18 +85,31 @@ void copy_entry_elements(const StateCopy& copy, char* dst, const char* src, int6
   const int64_t dst_step = entry.dst_strides[inner] * dst_size;
   const int64_t src_step = entry.src_strides[inner] * src_size;
   if (entry.ndim == 2) {
-    // Rows of a few elements with a fixed stride (a conv window): walk them without dividing.
+    // Rows of a few elements with a fixed stride (a conv window): walk them without dividing,
+    // whole rows in a loop of their own, unrolled for the short rows of conv windows.
     int64_t row;
     int64_t column;
     divide(begin, run_length, &row, &column);
     const int64_t dst_row = entry.dst_strides[0] * dst_size;
     const int64_t src_row = entry.src_strides[0] * src_size;
-    for (int64_t element = begin; element < end; ++row, column = 0) {
-      const int64_t count = std::min(run_length - column, end - element);
-      copy_run<Element>(dst + row * dst_row + column * dst_step, dst_step,
-                        src + row * src_row + column * src_step, src_step, count);
-      element += count;
+    char* dst_at = dst + row * dst_row + column * dst_step;
+    const char* src_at = src + row * src_row + column * src_step;
+    int64_t remaining = end - begin;
+    if (column != 0) {  // the end of a row the piece starts inside
+      const int64_t count = std::min(run_length - column, remaining);
+      copy_run<Element>(dst_at, dst_step, src_at, src_step, count);
+      remaining -= count;
+      dst_at += dst_row - column * dst_step;
+      src_at += src_row - column * src_step;
     }
+    const int64_t whole_rows = remaining / run_length;
+    visit_row_length(run_length, [&](auto length) {
+      for (int64_t r = 0; r < whole_rows; ++r, dst_at += dst_row, src_at += src_row) {
+        copy_row<Element, decltype(length)::value>(dst_at, dst_step, src_at, src_step,
+                                                   run_length);
+      }
+    });
+    copy_run<Element>(dst_at, dst_step, src_at, src_step, remaining - whole_rows * run_length);
     return;
   }
   for (int64_t element = begin; element < end;) {
