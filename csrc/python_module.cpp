@@ -12,7 +12,7 @@ namespace {
 // The CUDA kernel's grid, run block by block and thread by thread on CPU tensors, with the
 // kernel's barriers kept (each step runs for every thread of a block before the next step): the
 // tests' window into the CUDA index arithmetic on machines without a GPU. Returns each launch's
-// block count and each state kind's path, unit and tile counts.
+// block count and each state kind's path, unit, tile and block counts.
 pybind11::list run_grid_on_cpu(const mamba_state::UpdatePlan& plan, int64_t max_blocks) {
   using namespace mamba_state;
   TORCH_CHECK(max_blocks > 0, "max_blocks must be positive");
@@ -44,7 +44,9 @@ pybind11::list run_grid_on_cpu(const mamba_state::UpdatePlan& plan, int64_t max_
                                                          : "strided";
       kinds.append(pybind11::dict(pybind11::arg("path") = path,
                                   pybind11::arg("unit_elements") = state.unit_elements,
-                                  pybind11::arg("tiles_per_entry") = state.tiles_per_entry));
+                                  pybind11::arg("tiles_per_entry") = state.tiles_per_entry,
+                                  pybind11::arg("blocks") =
+                                      params.first_block[k + 1] - params.first_block[k]));
     }
     launches.append(pybind11::dict(pybind11::arg("blocks") = launch.num_blocks,
                                    pybind11::arg("states") = kinds));

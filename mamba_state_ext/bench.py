@@ -2,11 +2,14 @@
 
 Every method commits the same entries into the same pools (all entries applied, distinct slots),
 is first checked bit for bit against a direct gather, then timed: warm-up, then the median of
-many calls (CUDA events on the GPU, ``time.perf_counter`` on the CPU), rotating among index sets
-that together touch at least four times the last-level cache, so that repeats are not served from
-it. Effective GB/s counts the bytes each call must read and write (intermediates read once, pools
-written once) over the median time. ``copy`` is a plain ``copy_`` of as many bytes: the roofline.
-A result's ``extra_mib`` is the peak memory one call allocates (CUDA only; None on the CPU).
+many calls, rotating among index sets that together touch at least four times the last-level
+cache, so that repeats are not served from it. On the CPU a call's time is its wall time. On the
+GPU it is its device time (CUDA events, with the call queued behind a sleep kernel so that the
+host's issue time stays out), and ``host_us`` is the host's time to issue it: a Python loop or a
+Triton launcher can cost more there than on the GPU. Effective GB/s counts the bytes each call
+must read and write (intermediates read once, pools written once) over the median time. ``copy``
+is a plain ``copy_`` of as many bytes: the roofline. A result's ``extra_mib`` is the peak memory
+one call allocates (CUDA only; None on the CPU).
 """
 
 from __future__ import annotations
@@ -328,7 +331,8 @@ def synchronize(device: torch.device) -> None:
 
 def prepare(call, workload: Workload, writes_pools: bool, budget_s: float):
     """One untimed call first (Triton compiles, buffers are allocated), then a call whose result
-    is checked; returns (seconds of that call, extra peak MiB it allocated on CUDA)."""
+    is checked; returns (seconds of that call, seconds the host took to issue it, extra peak MiB
+    it allocated on CUDA)."""
     device = workload.device
     call(workload, 0)
     if writes_pools:
@@ -339,6 +343,7 @@ def prepare(call, workload: Workload, writes_pools: bool, budget_s: float):
     base = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     started = time.perf_counter()
     call(workload, 0)
+    issued = time.perf_counter() - started
     synchronize(device)
     seconds = time.perf_counter() - started
     extra_mib = (torch.cuda.max_memory_allocated(device) - base) / MIB \
@@ -347,13 +352,29 @@ def prepare(call, workload: Workload, writes_pools: bool, budget_s: float):
         workload.check(0)
     if seconds * 3 > budget_s:
         raise Skip(f"skipped: one call takes {seconds:.1f} s (budget {budget_s:.0f} s)")
-    return seconds, extra_mib
+    return seconds, issued, extra_mib
 
 
-def time_interleaved(calls: dict, workload: Workload, reps: dict, warmup: int) -> dict:
-    """Median seconds per call of each method. Methods take turns call by call, so that a machine
-    whose bandwidth drifts (a shared VM) slows them alike; consecutive calls use different index
-    sets, so that one method does not find the last one's data in cache."""
+def sleep_cycles_per_second(device: torch.device) -> float:
+    """The rate of the GPU's clock that torch.cuda._sleep counts, measured."""
+    cycles = 10_000_000
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda._sleep(cycles // 10)  # the clock ramps up
+    start.record()
+    torch.cuda._sleep(cycles)
+    end.record()
+    synchronize(device)
+    return cycles / (start.elapsed_time(end) / 1e3)
+
+
+def time_interleaved(calls: dict, workload: Workload, reps: dict, warmup: int,
+                     issue_seconds: dict) -> tuple[dict, dict]:
+    """Median seconds per call of each method, and median seconds the host took to issue it.
+    Methods take turns call by call, so that a machine whose bandwidth drifts (a shared VM) slows
+    them alike; consecutive calls use different index sets, so that one method does not find the
+    last one's data in cache. On CUDA a sleep kernel runs first, longer than the host takes to
+    issue the call (issue_seconds, twice over), so that the whole call is queued before its start
+    event runs: the events bracket the GPU's work alone, and the issue time is reported apart."""
     device = workload.device
     order = list(calls)
     call_index = 0
@@ -362,7 +383,11 @@ def time_interleaved(calls: dict, workload: Workload, reps: dict, warmup: int) -
             calls[name](workload, call_index % workload.sets)
             call_index += 1
     synchronize(device)
+    if device.type == "cuda":
+        rate = sleep_cycles_per_second(device)
+        sleep = {name: int(rate * (2 * issue_seconds[name] + 50e-6)) for name in order}
     samples = {name: [] for name in order}
+    issue = {name: [] for name in order}
     for round_index in range(max(reps.values())):
         for name in order:
             if round_index >= reps[name]:
@@ -372,8 +397,11 @@ def time_interleaved(calls: dict, workload: Workload, reps: dict, warmup: int) -
             if device.type == "cuda":
                 start = torch.cuda.Event(enable_timing=True)
                 end = torch.cuda.Event(enable_timing=True)
+                torch.cuda._sleep(sleep[name])
                 start.record()
+                started = time.perf_counter()
                 calls[name](workload, index_set)
+                issue[name].append(time.perf_counter() - started)
                 end.record()
                 samples[name].append((start, end))
             else:
@@ -384,7 +412,10 @@ def time_interleaved(calls: dict, workload: Workload, reps: dict, warmup: int) -
     if device.type == "cuda":
         samples = {name: [start.elapsed_time(end) / 1e3 for start, end in events]
                    for name, events in samples.items()}
-    return {name: statistics.median(times) for name, times in samples.items()}
+    medians = {name: statistics.median(times) for name, times in samples.items()}
+    issue_medians = {name: statistics.median(times) if times else None
+                     for name, times in issue.items()}
+    return medians, issue_medians
 
 
 def device_description(device: torch.device) -> str:
@@ -418,12 +449,13 @@ def run_preset(preset: Preset, cases, methods, device, *, reps, warmup, budget_s
         except Skip as skip:
             notes.append(f"{label}: {skip}")
             continue
-        calls, extra, method_reps = {}, {}, {}
+        calls, extra, method_reps, issue_seconds = {}, {}, {}, {}
         for method in methods:
             call, writes_pools = METHODS[method]
             progress(f"[{preset.name}] {label} {method}: checking")
             try:
-                seconds, extra[method] = prepare(call, workload, writes_pools, budget_s)
+                seconds, issue_seconds[method], extra[method] = prepare(call, workload,
+                                                                        writes_pools, budget_s)
             except Skip as skip:
                 notes.append(f"{label} {method}: {skip}")
                 continue
@@ -434,11 +466,14 @@ def run_preset(preset: Preset, cases, methods, device, *, reps, warmup, budget_s
             method_reps[method] = max(3, min(reps, int(budget_s / max(seconds, 1e-9))))
         if calls:
             progress(f"[{preset.name}] {label}: timing {', '.join(calls)}")
-            medians = time_interleaved(calls, workload, method_reps, warmup)
+            medians, issued = time_interleaved(calls, workload, method_reps, warmup,
+                                               issue_seconds)
         for method in calls:
             results.append({
                 "preset": preset.name, "n": num_entries, "live": workload.live, "method": method,
-                "median_us": medians[method] * 1e6, "bytes": workload.bytes,
+                "median_us": medians[method] * 1e6,
+                "host_us": None if issued[method] is None else issued[method] * 1e6,
+                "bytes": workload.bytes,
                 "gbps": workload.bytes / medians[method] / 1e9, "extra_mib": extra[method],
             })
         del workload
@@ -455,13 +490,14 @@ def format_table(preset: Preset, results, notes) -> str:
     lines = [
         f"preset {preset.name}: {preset.layers} layers, {kinds}, T={preset.steps}; "
         f"{preset.bytes_per_entry() / MIB:.2f} MiB read+written per entry{layout}",
-        f"{'N':>8}  {'method':<13}{'median us':>12}{'GB/s':>9}{'% copy':>8}"
+        f"{'N':>8}  {'method':<13}{'median us':>12}{'host us':>9}{'GB/s':>9}{'% copy':>8}"
         f"{'vs vectorized':>15}{'vs sglang':>11}{'extra MiB':>11}",
     ]
     by_key = {(r["n"], r["live"], r["method"]): r for r in results}
     for r in results:
+        host = f"{r['host_us']:.1f}" if r["host_us"] is not None else "-"
         if r["method"] == "empty_launch":
-            lines.append(f"{r['n']:>8}  {r['method']:<13}{r['median_us']:>12.1f}")
+            lines.append(f"{r['n']:>8}  {r['method']:<13}{r['median_us']:>12.1f}{host:>9}")
             continue
         same = lambda method: by_key.get((r["n"], r["live"], method))  # noqa: E731
         copy, vectorized, sglang = same("copy"), same("vectorized"), same("sglang")
@@ -470,7 +506,7 @@ def format_table(preset: Preset, results, notes) -> str:
         vs_sglang = f"{sglang['median_us'] / r['median_us']:.2f}x" if sglang else "-"
         extra = f"{r['extra_mib']:.1f}" if r["extra_mib"] is not None else "-"
         n = f"{r['n']}/{r['live']}" if r["live"] < r["n"] else str(r["n"])
-        lines.append(f"{n:>8}  {r['method']:<13}{r['median_us']:>12.1f}{r['gbps']:>9.1f}"
+        lines.append(f"{n:>8}  {r['method']:<13}{r['median_us']:>12.1f}{host:>9}{r['gbps']:>9.1f}"
                      f"{percent:>8}{speedup:>15}{vs_sglang:>11}{extra:>11}")
     lines += [f"  note: {note}" for note in notes]
     return "\n".join(lines)

@@ -4,9 +4,9 @@ registered under the same schemas when the compiled library is missing (or
 
 It follows the contract of the compiled kernels: on the CPU it raises before it writes anything;
 elsewhere it cannot raise without a host sync, so it applies nothing of a bad entry and reports it
-in ``entry_status``. It never syncs: copies that do nothing are pointed at one that does, so the
-scatter needs no boolean mask. It gathers the selected entries into a temporary first (as
-advanced indexing does), so it moves twice the bytes of the compiled kernels.
+in ``entry_status``. Off the CPU it never syncs: copies that do nothing are pointed at one that
+does, so the scatter needs no boolean mask. It gathers the selected entries into a temporary first
+(as advanced indexing does), so it moves twice the bytes of the compiled kernels.
 """
 
 from __future__ import annotations
@@ -44,24 +44,33 @@ def _apply(op, states, sources, index_sets, num_rows, num_steps, entry_status) -
         for more in per_set[1:]:
             combined = combined | more  # the sets share the row bit: or, not add
         entry_status.copy_(combined)
-    num_copies = slot.numel()
-    if num_copies == 0:
-        return
     copies = (applied != 0) & (status == 0)
-    # Every copy that does nothing takes the slot and value of the first copy that does, so that
-    # a repeated slot receives identical bytes and no boolean mask (a host sync) is needed. If
-    # none copies, all of them rewrite slot 0 with its own current bytes (clamped, so that
-    # nothing is read or written out of bounds).
-    first_copying = torch.argmax(copies.to(torch.uint8))
-    source = torch.where(copies, torch.arange(num_copies, device=slot.device), first_copying)
-    copies = copies[source]
-    slot = slot.clamp(0, num_slots - 1)[source]
-    row = row.clamp(0, num_rows - 1)[source]
-    step = step.clamp(0, num_steps - 1)[source]
+    if copies.numel() == 0:
+        return
+    if states[0].device.type == "cpu":
+        # A host read costs nothing here: keep the copying entries alone.
+        chosen = copies.nonzero().squeeze(1)
+        keep = None
+    else:
+        # No host sync: every copy that does nothing takes the slot and value of the first copy
+        # that does, so that a repeated slot receives identical bytes. If none copies, all of
+        # them rewrite slot 0 with its own current bytes (clamped, so that nothing is read or
+        # written out of bounds), which takes the one masked write below.
+        first_copying = torch.argmax(copies.to(torch.uint8))
+        chosen = torch.where(copies, torch.arange(copies.numel(), device=slot.device),
+                             first_copying)
+        keep = copies[chosen]
+    if chosen.numel() == 0:  # on the CPU: nothing copies
+        return
+    slot = slot.clamp(0, num_slots - 1)[chosen]
+    row = row.clamp(0, num_rows - 1)[chosen]
+    step = step.clamp(0, num_steps - 1)[chosen]
     for state, intermediate in zip(states, sources):
         values = intermediate[:, row, step].to(state.dtype)
-        keep = copies.view(1, num_copies, *([1] * (state.dim() - 2)))
-        state[:, slot] = torch.where(keep, values, state[:, slot])
+        if keep is not None:
+            mask = keep.view(1, -1, *([1] * (state.dim() - 2)))
+            values = torch.where(mask, values, state[:, slot])
+        state[:, slot] = values
 
 
 def update(

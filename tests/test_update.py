@@ -242,13 +242,14 @@ def test_grid_launch_plan(dst_dtype, src_dtype, dst_layout, src_layout, path, un
     expected = pool.clone()
     loop_update([expected.view], [intermediate], slots, steps, rows)
     status = torch.empty(5, dtype=torch.int32)
-    tiles = -(-entry[0] * entry[1] // unit_elements // 1024)
+    tiles = -(-entry[0] * entry[1] // unit_elements // 1024)  # 256 threads x 4 units
     for max_blocks in (1, 7, 1000):
         launches = run_cuda_grid_on_cpu([pool.view], [intermediate], slots, steps, rows,
                                         entry_status=status, max_blocks=max_blocks)
-        assert launches == [{"blocks": min(5 * LAYERS * tiles, max_blocks),
+        blocks = min(5 * LAYERS * tiles, max_blocks)
+        assert launches == [{"blocks": blocks,
                              "states": [{"path": path, "unit_elements": unit_elements,
-                                         "tiles_per_entry": tiles}]}]
+                                         "tiles_per_entry": tiles, "blocks": blocks}]}]
         assert_same_bits(pool.parent, expected.parent)
 
 
@@ -267,7 +268,7 @@ def test_grid_launch_count():
 @PYTHON_MODULE
 def test_grid_splits_many_tasks_and_shares_blocks_by_kind():
     """A launch resolves at most 512 tasks (entries of each index set): 300 entries with track
-    copies take two launches. The kinds share a launch's blocks in proportion to their tiles."""
+    copies take two launches, each of all the blocks it may have."""
     generator = torch.Generator().manual_seed(12)
     slots_total, entries = 700, 300
     pools = [make_pool((2, slots_total, 3, 5), torch.float32, "contiguous", generator),
@@ -285,6 +286,31 @@ def test_grid_splits_many_tasks_and_shares_blocks_by_kind():
                                     track_slots=track_slots, track_steps=track_steps,
                                     max_blocks=20)
     assert len(launches) == 2 and all(launch["blocks"] == 20 for launch in launches)
+    for pool, reference in zip(pools, expected):
+        assert_same_bits(pool.parent, reference.parent)
+
+
+@PYTHON_MODULE
+@pytest.mark.parametrize("max_blocks", [264, 100, 9])
+def test_grid_shares_blocks_by_expected_time(max_blocks):
+    """The kinds share all the blocks in proportion to their tiles, a conv-window tile (element
+    loads) counting 1.3: here an SSM-like kind of 16 tiles per entry and layer, and a window of 1."""
+    generator = torch.Generator().manual_seed(13)
+    pools = [make_pool((4, 16, 64, 1024), torch.float32, "contiguous", generator),
+             make_pool((4, 16, 1024, 3), torch.bfloat16, "contiguous", generator)]
+    caches = [make_intermediate((4, 8, 2, 64, 1024), torch.float32, "contiguous", generator),
+              make_intermediate((4, 8, 2, 1024, 3), torch.bfloat16, "window", generator)]
+    slots, steps, rows = make_indices(8, 16, 8, 2, generator)
+    expected = [pool.clone() for pool in pools]
+    loop_update([p.view for p in expected], caches, slots, steps, rows)
+    [launch] = run_cuda_grid_on_cpu([p.view for p in pools], caches, slots, steps, rows,
+                                    max_blocks=max_blocks)
+    ssm, conv = launch["states"]
+    assert (ssm["path"], ssm["tiles_per_entry"], conv["path"], conv["tiles_per_entry"]) == \
+        ("one_dim", 16, "rows", 1)
+    ssm_time, conv_time = 8 * 4 * 16, 8 * 4 * 1 * 1.3  # entries x layers x tiles x weight
+    assert launch["blocks"] == ssm["blocks"] + conv["blocks"] == max_blocks
+    assert abs(conv["blocks"] - max_blocks * conv_time / (ssm_time + conv_time)) <= 1
     for pool, reference in zip(pools, expected):
         assert_same_bits(pool.parent, reference.parent)
 

@@ -50,6 +50,19 @@ TiledStateCopy tile_state(const StateCopy& copy) {
   return tiled;
 }
 
+// A tile's expected time, in tiles of 16-byte copies. Each thread's part of a tile is one round
+// trip (its loads, then its stores), and on an H100 (2026-11-27) blocks took about as long per
+// tile whatever the tile's bytes, except a conv-window tile (kRows: element loads), which took
+// 1.1-1.3x as long; a kStrided thread copies its elements one after another, a round trip each.
+double tile_weight(const TiledStateCopy& tiled) {
+  switch (tiled.path) {
+    case TilePath::kOneDim: return 1.0;
+    case TilePath::kRows: return 1.3;
+    case TilePath::kStrided: return kUnitsPerThread;
+  }
+  return 1.0;
+}
+
 }  // namespace
 
 std::vector<Launch> make_launches(const UpdatePlan& plan, int64_t max_blocks) {
@@ -69,21 +82,47 @@ std::vector<Launch> make_launches(const UpdatePlan& plan, int64_t max_blocks) {
         params.entry_status_stride = plan.entry_status_stride;
       }
       int64_t tiles[kMaxStatesPerLaunch] = {};
+      double costs[kMaxStatesPerLaunch] = {};
       int64_t total_tiles = 0;
+      double total_cost = 0;
       for (size_t k = first_state;
            k < plan.states.size() && params.num_states < kMaxStatesPerLaunch; ++k) {
         const TiledStateCopy tiled = tile_state(plan.states[k]);
-        tiles[params.num_states] = params.num_tasks * tiled.copy.num_layers * tiled.tiles_per_entry;
-        total_tiles += tiles[params.num_states];
-        params.states[params.num_states++] = tiled;
+        const int k_here = params.num_states++;
+        tiles[k_here] = params.num_tasks * tiled.copy.num_layers * tiled.tiles_per_entry;
+        costs[k_here] = static_cast<double>(tiles[k_here]) * tile_weight(tiled);
+        total_tiles += tiles[k_here];
+        total_cost += costs[k_here];
+        params.states[k_here] = tiled;
       }
-      // The kinds share the blocks in proportion to their tiles, each at least one block (if it
-      // has a tile) and at most one block per tile.
+      // The kinds share the blocks in proportion to their tiles' expected time, so that they
+      // finish together (given blocks by tile count alone, a conv window made the launch 1.12x
+      // the time of its SSM kind alone, H100). Each kind gets at least one block (if it has a
+      // tile) and at most one per tile; the blocks that rounding down leaves go to the kinds with
+      // the most time per block. The total stays within the budget: a block past the resident
+      // ones would start only when another ends, and double the launch's time.
       const int64_t budget = std::min(total_tiles, max_blocks);
+      int64_t blocks[kMaxStatesPerLaunch] = {};
+      int64_t assigned = 0;
       for (int k = 0; k < params.num_states; ++k) {
-        const int64_t share = total_tiles == 0 ? 0 : (budget * tiles[k] + total_tiles / 2) / total_tiles;
-        const int64_t blocks = std::min(tiles[k], std::max<int64_t>(share, tiles[k] > 0));
-        params.first_block[k + 1] = params.first_block[k] + static_cast<int32_t>(blocks);
+        const auto share = budget == 0 ? int64_t{0}
+                                       : static_cast<int64_t>(budget * costs[k] / total_cost);
+        blocks[k] = std::min(tiles[k], std::max<int64_t>(share, tiles[k] > 0));
+        assigned += blocks[k];
+      }
+      for (; assigned < budget; ++assigned) {
+        int busiest = -1;
+        for (int k = 0; k < params.num_states; ++k) {
+          if (blocks[k] < tiles[k] &&
+              (busiest < 0 || costs[k] * blocks[busiest] > costs[busiest] * blocks[k])) {
+            busiest = k;
+          }
+        }
+        if (busiest < 0) break;
+        ++blocks[busiest];
+      }
+      for (int k = 0; k < params.num_states; ++k) {
+        params.first_block[k + 1] = params.first_block[k] + static_cast<int32_t>(blocks[k]);
       }
       launch.num_blocks = params.first_block[params.num_states];
       if (params.entry_status != nullptr && plan.indices.num_entries > 0) {
