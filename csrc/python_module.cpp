@@ -5,8 +5,6 @@
 #include "cuda/kernel_params.h"
 #include "update_plan.h"
 
-extern "C" const char* mamba_state_build_info();
-
 namespace {
 
 // The CUDA kernel's grid, run block by block and thread by thread on CPU tensors, with the
@@ -88,8 +86,6 @@ pybind11::list copy_slots_grid_on_cpu(std::vector<at::Tensor> states, const at::
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   namespace py = pybind11;
-  m.def("build_info", [] { return std::string(mamba_state_build_info()); },
-        "What the library was built against: 'torch=...;cuda=...;archs=...'.");
   // A grid of 7 blocks by default: fewer blocks than tiles, so that blocks stride over tiles.
   m.def("_run_update_grid_on_cpu", &update_grid_on_cpu, py::arg("states"),
         py::arg("intermediates"), py::arg("dst_slots"), py::arg("steps"),

@@ -20,18 +20,20 @@ LAYERS, HEADS, HEAD_DIM, CONV_DIM, CONV_WIDTH = 6, 8, 32, 512, 3
 POOL_SLOTS, BATCH, DRAFTS = 48, 8, 4
 
 
-def seed_form(ssm_pool, conv_pool, ssm_cache, conv_cache, state_indices, accepted_lengths):
-    """SGLang's commit after PR 10586: accepted lengths, caches indexed by pool slot."""
+def commit_accepted_lengths(ssm_pool, conv_pool, ssm_cache, conv_cache, state_indices,
+                            accepted_lengths):
+    """Advanced indexing, with accepted lengths (0: none) and caches indexed by pool slot (as in
+    SGLang after PR 10586)."""
     mask = accepted_lengths > 0
     slots, steps = state_indices[mask], accepted_lengths[mask] - 1
     ssm_pool[:, slots] = ssm_cache[:, slots, steps].to(ssm_pool.dtype)
     conv_pool[:, slots] = conv_cache[:, slots, steps].to(conv_pool.dtype)
 
 
-def later_form(ssm_pool, conv_pool, ssm_cache, conv_cache, state_indices, accepted_steps,
-               track_indices, steps_to_track):
-    """The later commit: accepted step indices (-1: none), caches indexed by batch position,
-    and the prefix-cache track copy."""
+def commit_accepted_steps(ssm_pool, conv_pool, ssm_cache, conv_cache, state_indices,
+                          accepted_steps, track_indices, steps_to_track):
+    """Advanced indexing, with accepted step indices (-1: none), caches indexed by batch
+    position, and the prefix-cache track copy."""
     positions = torch.arange(state_indices.numel(), device=state_indices.device)
     for slots, steps in ((state_indices, accepted_steps), (track_indices, steps_to_track)):
         mask = steps >= 0
@@ -73,14 +75,14 @@ def main() -> int:
         conv_cache = torch.randn(LAYERS, POOL_SLOTS, DRAFTS, CONV_DIM, CONV_WIDTH, device=device)
         state_indices = torch.randperm(POOL_SLOTS, generator=generator)[:BATCH].to(device)
         accepted_lengths = rand(BATCH, high=DRAFTS + 1)
-        seed_form(*expected, ssm_cache, conv_cache, state_indices, accepted_lengths)
+        commit_accepted_lengths(*expected, ssm_cache, conv_cache, state_indices, accepted_lengths)
         mamba_state_ext.commit_verified_states(
             [ssm_pool, conv_pool], [ssm_cache, conv_cache], state_indices, accepted_lengths,
             src_rows=state_indices, accepted_are_lengths=True)
         assert all(torch.equal(a, b) for a, b in zip((ssm_pool, conv_pool), expected)), step
-    print(f"seed form (lengths, slot-indexed caches): {args.steps} steps agree")
+    print(f"accepted lengths, slot-indexed caches: {args.steps} steps agree")
 
-    # The later form: batch-indexed caches (the conv cache as de-duplicated windows), step
+    # Batch-indexed caches (the conv cache as de-duplicated windows), step
     # indices (-1: none), track copies, and padding entries as a CUDA-graph batch carries them.
     ssm_pool, conv_pool = pools(device)
     expected = [t.clone() for t in (ssm_pool, conv_pool)]
@@ -94,14 +96,14 @@ def main() -> int:
         accepted_steps = rand(BATCH, high=DRAFTS + 1) - 1
         steps_to_track = torch.where(rand(BATCH, high=2).bool(), rand(BATCH, high=DRAFTS), -1)
         pad = lambda t, value: torch.cat([t, torch.full((2,), value, device=device)])  # noqa: E731
-        later_form(*expected, ssm_cache, conv_cache, state_indices, accepted_steps,
-                   track_indices, steps_to_track)
+        commit_accepted_steps(*expected, ssm_cache, conv_cache, state_indices, accepted_steps,
+                              track_indices, steps_to_track)
         mamba_state_ext.commit_verified_states(
             [ssm_pool, conv_pool], [ssm_cache, conv_cache], pad(state_indices, 0),
             pad(accepted_steps, -1), track_indices=pad(track_indices, 0),
             steps_to_track=pad(steps_to_track, -1))
         assert all(torch.equal(a, b) for a, b in zip((ssm_pool, conv_pool), expected)), step
-    print(f"later form (step indices, batch-indexed caches, track copies, padding): "
+    print(f"accepted step indices, batch-indexed caches, track copies, padding: "
           f"{args.steps} steps agree")
     return 0
 

@@ -8,7 +8,6 @@ the package's own ``_C``.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import os
 import warnings
@@ -72,12 +71,12 @@ def _load_library() -> tuple[str, dict[str, str]]:
             torch.ops.load_library(path)
         except (OSError, RuntimeError) as error:
             raise ImportError(_explain(error, f"{LIBRARY_ENV}={path}")) from error
-        return path, _read_build_info(path)
+        return path, _read_build_info(f"{LIBRARY_ENV}={path}")
     try:
         from . import _C
     except ImportError as error:
         raise ImportError(_explain(error, "the compiled library mamba_state_ext._C")) from error
-    return _C.__file__, parse_build_info(_C.build_info())
+    return _C.__file__, _read_build_info("the compiled library mamba_state_ext._C")
 
 
 def _warn_if_other_torch(build: dict[str, str]) -> None:
@@ -106,10 +105,13 @@ def _register_fallback(reason: str) -> Backend:
     return Backend("python", "python" if torch.version.cuda else "none", None, {}, reason)
 
 
-def _read_build_info(path: str) -> dict[str, str]:
-    read_info = ctypes.CDLL(path).mamba_state_build_info
-    read_info.restype = ctypes.c_char_p
-    return parse_build_info(read_info().decode())
+def _read_build_info(what: str) -> dict[str, str]:
+    """The loaded library's build facts, from its operator mamba_state::build_info. A library
+    without it is another version's, already loaded: too late to fall back, so an error."""
+    if not hasattr(torch.ops.mamba_state, "build_info"):
+        raise RuntimeError(f"{what} has no mamba_state::build_info operator: it was built from "
+                           f"another version of mamba_state_ext; rebuild it with: {REBUILD}")
+    return parse_build_info(torch.ops.mamba_state.build_info())
 
 
 def _compiled_backend(path: str, build: dict[str, str], reason: str) -> Backend:

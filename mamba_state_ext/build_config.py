@@ -1,12 +1,13 @@
 """How the library is built: sources, flags, CUDA toolkit and architectures.
 
-One list for ``setup.py`` and ``mamba_state_ext.jit``; ``CMakeLists.txt`` keeps its own copy, which
-``tests/test_build_config.py`` holds to this one. Imports nothing from torch, so that ``setup.py``
-can set ``CUDA_HOME`` before ``torch.utils.cpp_extension`` reads it.
+For ``setup.py`` and ``mamba_state_ext.jit``. The flags and the release architectures are in
+``build_flags.json`` beside this file, which ``CMakeLists.txt`` reads too. Imports nothing from
+torch, so that ``setup.py`` can set ``CUDA_HOME`` before ``torch.utils.cpp_extension`` reads it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,18 +15,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+_FLAGS = json.loads((Path(__file__).parent / "build_flags.json").read_text())
+
 # Architectures of a release build: Ampere, Ada, Hopper, Blackwell (data centre and RTX), plus PTX
 # for later cards; each with the first CUDA release that knows it. TORCH_CUDA_ARCH_LIST overrides.
-RELEASE_ARCHS = (("8.0", (11, 0)), ("8.6", (11, 1)), ("8.9", (11, 8)), ("9.0", (11, 8)),
-                 ("10.0", (12, 8)), ("10.3", (12, 9)), ("12.0", (12, 8)))
+RELEASE_ARCHS = tuple((arch, tuple(int(part) for part in since.split(".")))
+                      for arch, since in _FLAGS["release_archs"])
 
 # -fopenmp: at::parallel_for runs on one thread in a translation unit compiled without OpenMP.
-# The library then links torch's own libgomp (same soname), not a second runtime.
+# The library then links torch's own libgomp (same soname), not a second runtime. (CMake finds
+# OpenMP itself.)
 OPENMP_FLAGS = ["-fopenmp"] if sys.platform.startswith("linux") else []
-CXX_FLAGS = ["-O3"] + OPENMP_FLAGS
+CXX_FLAGS = _FLAGS["cxx_flags"] + OPENMP_FLAGS
 LINK_FLAGS = OPENMP_FLAGS
 # No --use_fast_math: conversions must round and keep denormals exactly as Tensor.to does.
-NVCC_FLAGS = ["-O3", "-lineinfo"]
+NVCC_FLAGS = _FLAGS["nvcc_flags"]
 WITH_CUDA_DEFINE = "-DMAMBA_STATE_WITH_CUDA"
 
 CUDA_ENV = "MAMBA_STATE_EXT_CUDA"  # 1: build the CUDA kernel or fail; 0: skip it; unset: auto

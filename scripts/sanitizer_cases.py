@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from helpers import (  # noqa: E402
+import mamba_state_ext
+from mamba_state_ext.reference import loop_update
+from mamba_state_ext.testing import (
     FLOAT_PAIRS, RAW_DTYPES, assert_same_bits, make_indices, make_intermediate, make_pool,
 )
-
-import mamba_state_ext  # noqa: E402
-from mamba_state_ext.reference import loop_update  # noqa: E402
 
 LAYERS, SLOTS, ROWS, STEPS = 2, 9, 5, 4
 

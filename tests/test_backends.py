@@ -2,6 +2,7 @@
 and that both backends compute the same thing."""
 
 import json
+import types
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,8 @@ def test_backend_reports_build_facts():
         assert backend.build["archs"], "a CUDA build lists its architectures"
     assert backend.library and Path(backend.library).exists()
     assert "compiled" in str(backend)
+    # The facts come from the library's own operator, which C++ servers call too.
+    assert _loader.parse_build_info(torch.ops.mamba_state.build_info()) == backend.build
 
 
 SCENARIO = """
@@ -108,3 +111,13 @@ def test_build_facts_are_readable():
     assert _loader.parse_build_info("torch=2.14.1;cuda=12080;archs=800,900,1000") == {
         "torch": "2.14.1", "cuda": "12.8", "archs": "8.0,9.0,10.0"}
     assert _loader.parse_build_info("torch=2.5.1;cuda=none") == {"torch": "2.5.1", "cuda": "none"}
+
+
+def test_a_library_of_another_version_is_named(monkeypatch):
+    """A library without mamba_state::build_info (built from another version) is refused with
+    what to do, not an AttributeError."""
+    no_operator = types.SimpleNamespace(ops=types.SimpleNamespace(mamba_state=object()))
+    monkeypatch.setattr(_loader, "torch", no_operator)
+    with pytest.raises(RuntimeError, match="has no mamba_state::build_info operator: it was built "
+                                           "from another version of mamba_state_ext; rebuild"):
+        _loader._read_build_info("MAMBA_STATE_EXT_LIBRARY=/old/libmamba_state_ops.so")

@@ -7,8 +7,6 @@
 #include <optional>
 #include <string>
 
-extern "C" const char* mamba_state_build_info();  // libmamba_state_ops
-
 namespace {
 
 int failures = 0;
@@ -23,7 +21,12 @@ void expect(bool condition, const char* what) {
 }  // namespace
 
 int main() {
-  std::printf("libmamba_state_ops: %s\n", mamba_state_build_info());
+  const std::string build_info = c10::Dispatcher::singleton()
+                                     .findSchemaOrThrow("mamba_state::build_info", "")
+                                     .typed<std::string()>()
+                                     .call();
+  std::printf("libmamba_state_ops: %s\n", build_info.c_str());
+  expect(build_info.rfind("torch=", 0) == 0, "build_info starts with torch=");
   auto update = c10::Dispatcher::singleton()
                     .findSchemaOrThrow("mamba_state::update", "")
                     .typed<void(at::TensorList, at::TensorList, const at::Tensor&,

@@ -1,0 +1,137 @@
+"""Builders for pools, caches and indices in the layouts servers use, and a bitwise comparison:
+shared by the tests, scripts/sanitizer_cases.py and the benchmark (as ``torch.testing`` serves
+PyTorch's). Not needed at run time."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+FLOATS = (torch.float32, torch.float16, torch.bfloat16)
+FLOAT_PAIRS = [(dst, src) for dst in FLOATS for src in FLOATS]
+# One dtype per element size the raw-byte path handles (1, 2, 4, 8, 16 bytes).
+RAW_DTYPES = (torch.bool, torch.int8, torch.int16, torch.int32, torch.float64, torch.complex128)
+
+
+def conv_window_view(buffer: torch.Tensor, steps: int) -> torch.Tensor:
+    """SGLang's de-duplicated conv cache: of a [L, R, D, T + W - 1] buffer, the [L, R, T, D, W]
+    view whose step t is columns t .. t + W - 1 (T overlapping windows, so read-only)."""
+    layers, rows, dim, columns = buffer.shape
+    stride = buffer.stride()
+    return buffer.as_strided((layers, rows, steps, dim, columns - steps + 1),
+                             (stride[0], stride[1], stride[3], stride[2], stride[3]))
+
+
+def fill_random(tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random bits for every element; for floats, random values with the special ones mixed in
+    (NaN, infinities, signed zeros, denormals, values halfway between two bfloat16 or float16
+    neighbours, overflow to inf), never all zeros."""
+    flat = tensor.view(-1) if tensor.is_contiguous() else None
+    assert flat is not None, "fill the contiguous parent, not a view"
+    if tensor.dtype in FLOATS or tensor.dtype == torch.float64:
+        values = torch.randn(flat.numel(), generator=generator, dtype=torch.float64) * 3
+        specials = torch.tensor(
+            [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1e-40, -3e-39, 6e-8, 1e-45,
+             1.00390625, 1.01171875, 1.00048828125, 65519.0, 70000.0, 3.3895e38],
+            dtype=torch.float64,
+        )
+        where = torch.randint(0, 4, (flat.numel(),), generator=generator) == 0
+        picks = specials[torch.randint(0, len(specials), (flat.numel(),), generator=generator)]
+        values = torch.where(where, picks, values)
+        flat.copy_(values.to(torch.float32).to(tensor.dtype))
+    elif tensor.dtype == torch.bool:
+        flat.copy_(torch.randint(0, 2, (flat.numel(),), generator=generator).bool())
+    else:
+        raw = torch.randint(0, 256, (flat.numel() * tensor.element_size(),), generator=generator)
+        flat.view(torch.uint8).copy_(raw.to(torch.uint8))
+    return tensor
+
+
+@dataclasses.dataclass
+class Pool:
+    """A destination view and the whole storage it lives in (to see every byte that changed)."""
+
+    parent: torch.Tensor
+    view: torch.Tensor
+
+    def clone(self) -> Pool:
+        parent = self.parent.clone()
+        view = parent.as_strided(self.view.shape, self.view.stride(), self.view.storage_offset())
+        return Pool(parent, view)
+
+
+def make_pool(shape, dtype, layout: str, generator, device="cpu") -> Pool:
+    """A [L, C, *E] pool: "contiguous", "sliced" (a slice of a larger storage, offset by one
+    element, so never 16-byte aligned) or "permuted" (the last two entry dims swapped)."""
+    shape = list(shape)
+    if layout == "contiguous":
+        parent = fill_random(torch.empty(shape, dtype=dtype), generator)
+        view = parent
+    elif layout == "sliced":
+        parent = fill_random(torch.empty([s + 2 for s in shape], dtype=dtype), generator)
+        view = parent[tuple(slice(1, 1 + s) for s in shape)]
+    elif layout == "permuted":
+        assert len(shape) >= 4, "needs two entry dims"
+        swapped = shape[:-2] + [shape[-1], shape[-2]]
+        parent = fill_random(torch.empty(swapped, dtype=dtype), generator)
+        view = parent.transpose(-1, -2)
+    else:
+        raise ValueError(layout)
+    parent = parent.to(device)
+    view = parent.as_strided(view.shape, view.stride(), view.storage_offset())
+    return Pool(parent, view)
+
+
+def make_intermediate(shape, dtype, layout: str, generator, device="cpu") -> torch.Tensor:
+    """A [L, R, T, *E] cache in the layouts of make_pool, or "window": the de-duplicated conv
+    cache, T overlapping windows (read-only) over one [L, R, D, T + W - 1] buffer, for
+    E = [D, W]."""
+    if layout != "window":
+        return make_pool(shape, dtype, layout, generator, device).view
+    layers, rows, steps, dim, width = shape
+    buffer = fill_random(torch.empty(layers, rows, dim, steps + width - 1, dtype=dtype), generator)
+    return conv_window_view(buffer.to(device), steps)
+
+
+def make_indices(num_entries, num_slots, num_rows, num_steps, generator, *, skip_fraction=0.25,
+                 step_offset=0, index_dtypes=(torch.int64, torch.int64, torch.int64),
+                 with_src_rows=True, device="cpu"):
+    """dst_slots (distinct), steps (+step_offset in [-1, T), about skip_fraction skipped) and
+    src_rows (a permutation-ish draw, or None)."""
+    assert num_entries <= num_slots
+    slots = torch.randperm(num_slots, generator=generator)[:num_entries]
+    steps = torch.randint(0, num_steps, (num_entries,), generator=generator)
+    skipped = torch.rand(num_entries, generator=generator) < skip_fraction
+    steps = torch.where(skipped, torch.full_like(steps, -1), steps) - step_offset
+    # Skipped entries carry garbage slots and rows, as CUDA-graph padding does.
+    slots = torch.where(skipped, torch.full_like(slots, -7), slots)
+    rows = torch.randint(0, num_rows, (num_entries,), generator=generator)
+    rows = torch.where(skipped, torch.full_like(rows, num_rows + 3), rows)
+    slot_dtype, step_dtype, row_dtype = index_dtypes
+    return (
+        slots.to(device=device, dtype=slot_dtype),
+        steps.to(device=device, dtype=step_dtype),
+        rows.to(device=device, dtype=row_dtype) if with_src_rows else None,
+    )
+
+
+def assert_same_bits(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """Bit for bit, except that a NaN may be any NaN (PyTorch's own NaN payloads differ between
+    its scalar and vectorized paths)."""
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    actual, expected = actual.cpu(), expected.cpu()
+    if actual.is_floating_point():
+        nan = torch.isnan(expected)
+        assert torch.equal(torch.isnan(actual), nan), "NaNs differ"
+        actual = torch.where(nan, torch.zeros_like(actual), actual)
+        expected = torch.where(nan, torch.zeros_like(expected), expected)
+    bits = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+    if actual.dtype.is_complex:
+        actual, expected = torch.view_as_real(actual), torch.view_as_real(expected)
+    dtype = bits[actual.element_size()]
+    mismatched = actual.contiguous().view(dtype) != expected.contiguous().view(dtype)
+    assert not mismatched.any(), (
+        f"{int(mismatched.sum())} of {mismatched.numel()} elements differ, first at "
+        f"{mismatched.nonzero()[0].tolist()}"
+    )
