@@ -76,8 +76,12 @@ cp "$logs/timing.txt" "$OUT/timing.txt"
 step tests tests.log 150 "$PYTHON" -m pytest tests -q --maxfail=10 -m "not build" -k cuda \
   -p no:cacheprovider
 grep -E "passed|failed" "$logs/tests.log" | tail -n 1 | tee -a "$summary"
-step "tests: error cases" tests-errors.log 60 "$PYTHON" -m pytest tests/test_errors.py -q \
-  -p no:cacheprovider
+# On a crash, the native frames too (faulthandler would take the signal first: off here).
+segv_preload=()
+cc -shared -fPIC -o "$logs/segv_backtrace.so" scripts/segv_backtrace.c 2>/dev/null \
+  && segv_preload=(env LD_PRELOAD="$logs/segv_backtrace.so")
+step "tests: error cases" tests-errors.log 60 "${segv_preload[@]}" "$PYTHON" -m pytest \
+  tests/test_errors.py -q -p no:cacheprovider -p no:faulthandler
 grep -E "passed|failed|Fatal" "$logs/tests-errors.log" | tail -n 1 | tee -a "$summary"
 
 # compute-sanitizer on this project's kernel only; one cudaMalloc per tensor, so that an access

@@ -31,10 +31,9 @@ namespace mamba_state {
 
 constexpr int kThreadsPerBlock = 256;
 // Blocks the register budget keeps resident per SM: 2 x 256 threads x 4 units of 16 bytes is
-// 32 KiB of loads in flight per SM, more than an H100 needs to reach its memory bandwidth (about
-// 3.35 TB/s x 0.7 us of latency / 132 SMs, 18 KB). 8 units per thread measured no faster on an
-// H100 (2026-11-27). 4 blocks (64 registers) spill: each copy path fits in 64 alone, but not all
-// of them in one kernel.
+// 32 KiB of loads in flight per SM, above the ~18 KB an H100 needs (3.35 TB/s x 0.7 us of latency
+// / 132 SMs); 8 units per thread (125 registers) copied no faster there (2026-11-27). 4 blocks
+// (64 registers) spill: each copy path fits in 64 alone, but not all of them in one kernel.
 constexpr int kMinBlocksPerMultiprocessor = 2;
 constexpr int kUnitsPerThread = 4;
 constexpr int64_t kUnitsPerTile = kThreadsPerBlock * kUnitsPerThread;
