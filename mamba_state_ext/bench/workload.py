@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from ..testing import conv_window_view
+from mamba_state_ext.testing import conv_window_view
+
 from .presets import MAX_INDEX_SETS, MIB, Preset, StateKind
 
 
