@@ -3,8 +3,9 @@
 
 - idle: the GPU idle before the call, CUDA events around it (so the host's issue time counts, as
   it does for one commit on an otherwise idle GPU);
-- device: the stream kept busy by a sleep kernel queued first, so that the whole call is queued
-  before its start event runs: the events bracket the GPU's work alone (the benchmark's time);
+- device: the stream kept busy by a sleep kernel queued first, longer than the host takes to issue
+  the call, so that the whole call is queued before its start event runs: the events bracket the
+  GPU's work alone (the benchmark's time, timed the benchmark's way);
 - host: the host's time to issue the call while the GPU is busy.
 
 ``mamba_state[ssm]`` and ``mamba_state[conv]`` commit one state kind alone, which shows whether
@@ -23,9 +24,7 @@ import torch
 
 import mamba_state_ext
 from mamba_state_ext import bench
-
-# A sleep long enough for the host to queue any one of these calls behind it (~0.2 ms).
-SLEEP_CYCLES = 400_000
+from mamba_state_ext.bench.timing import sleep_cycles_covering, sleep_cycles_per_second
 
 
 def kind_only(k: int):
@@ -42,8 +41,13 @@ def raw_op(w: bench.Workload, i: int) -> None:
                                  s.track_slots, s.track_steps)
 
 
-def time_call(call, workload: bench.Workload, reps: int) -> tuple[float, float, float]:
+def time_call(call, workload: bench.Workload, reps: int,
+              cycles_per_second: float) -> tuple[float, float, float]:
     """Medians in microseconds: (idle, device, host)."""
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    call(workload, 0)
+    sleep_cycles = sleep_cycles_covering(time.perf_counter() - started, cycles_per_second)
     idle, device, host = [], [], []
     for rep in range(reps):
         torch.cuda.synchronize()
@@ -54,7 +58,7 @@ def time_call(call, workload: bench.Workload, reps: int) -> tuple[float, float, 
         torch.cuda.synchronize()
         idle.append(start.elapsed_time(end) * 1e3)
 
-        torch.cuda._sleep(SLEEP_CYCLES)
+        torch.cuda._sleep(sleep_cycles)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         started = time.perf_counter()
@@ -85,6 +89,7 @@ def main() -> None:
         "copy": bench.METHODS["copy"][0],
         "empty_launch": bench.METHODS["empty_launch"][0],
     }
+    cycles_per_second = sleep_cycles_per_second(device)
     why = bench.load_sglang(device, args.sglang_wheel)
     if why is None:
         methods["sglang"] = bench.METHODS["sglang"][0]
@@ -100,7 +105,7 @@ def main() -> None:
             for method, call in methods.items():
                 for index_set in range(workload.sets):  # warm up (Triton compiles)
                     call(workload, index_set)
-                idle, device_us, host = time_call(call, workload, args.reps)
+                idle, device_us, host = time_call(call, workload, args.reps, cycles_per_second)
                 rate = "-" if "[" in method else f"{workload.bytes / device_us / 1e3:.1f}"
                 print(f"{n:>4}  {method:<19}{idle:>9.1f}{device_us:>11.1f}{host:>9.1f}{rate:>13}")
             del workload

@@ -59,6 +59,12 @@ def sleep_cycles_per_second(device: torch.device) -> float:
     return cycles / (start.elapsed_time(end) / 1e3)
 
 
+def sleep_cycles_covering(issue_seconds: float, cycles_per_second: float) -> int:
+    """A sleep kernel's length that outlasts the host's issue of a call (twice over, plus 50 us),
+    so that the whole call is queued before the GPU reaches its start event."""
+    return int(cycles_per_second * (2 * issue_seconds + 50e-6))
+
+
 def time_interleaved(calls: dict, workload: Workload, reps: dict, warmup: int,
                      issue_seconds: dict) -> tuple[dict, dict]:
     """Median seconds per call of each method, and median seconds the host took to issue it.
@@ -77,7 +83,7 @@ def time_interleaved(calls: dict, workload: Workload, reps: dict, warmup: int,
     synchronize(device)
     if device.type == "cuda":
         rate = sleep_cycles_per_second(device)
-        sleep = {name: int(rate * (2 * issue_seconds[name] + 50e-6)) for name in order}
+        sleep = {name: sleep_cycles_covering(issue_seconds[name], rate) for name in order}
     samples = {name: [] for name in order}
     issue = {name: [] for name in order}
     for round_index in range(max(reps.values())):
