@@ -1,15 +1,18 @@
-"""Builds mamba_state_ext._C: the CPU kernel always, the CUDA kernel where torch is a CUDA build
-and a CUDA toolkit is found (MAMBA_STATE_EXT_CUDA=1 forces it, =0 skips it). Build with
-``pip install --no-build-isolation -e .`` so that the library is built against the installed torch.
+"""Builds mamba_state_ext/_C.abi3.so, the operator library: the CPU kernel always, the CUDA
+kernel where torch is a CUDA build and a CUDA toolkit is found (MAMBA_STATE_EXT_CUDA=1 forces it,
+=0 skips it). The library uses torch's stable ABI only (TORCH_TARGET_VERSION), so it loads under
+every torch from build_flags.json's torch_target on, whichever torch it is built against; it has
+no Python module in it, so one wheel (cp310-abi3) serves every Python from 3.10.
 """
 
 import importlib.util
 from pathlib import Path
 
 import torch
-from setuptools import setup
+from setuptools import Extension, setup
 
 ROOT = Path(__file__).resolve().parent
+VERSION = "0.1.0"
 
 
 def load_build_config():
@@ -25,22 +28,32 @@ def load_build_config():
 build_config = load_build_config()
 with_cuda = build_config.configure_cuda(torch.version.cuda)  # sets CUDA_HOME before the import
 
-from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
+from torch.utils.cpp_extension import BuildExtension, include_paths, library_paths  # noqa: E402
 
-extension_type = CUDAExtension if with_cuda else CppExtension
+device_type = "cuda" if with_cuda else "cpu"
 compile_args = {"cxx": build_config.cxx_flags(with_cuda)}
+local_version = "cpu"
 if with_cuda:
-    arch_flags = build_config.cuda_arch_flags(build_config.find_cuda_home())
-    compile_args["nvcc"] = build_config.nvcc_flags() + arch_flags
+    cuda_home = build_config.find_cuda_home()
+    compile_args["nvcc"] = build_config.nvcc_flags() + build_config.cuda_arch_flags(cuda_home)
+    local_version = f"cu{build_config.nvcc_version(cuda_home)[0]}"
 
 setup(
+    # One wheel per platform and CUDA major: 0.1.0+cu13, 0.1.0+cpu.
+    version=f"{VERSION}+{local_version}",
     ext_modules=[
-        extension_type(
+        Extension(
             "mamba_state_ext._C",
-            sources=build_config.sources(ROOT, with_cuda=with_cuda, python_module=True),
+            sources=build_config.sources(ROOT, with_cuda=with_cuda),
+            include_dirs=include_paths(device_type=device_type),
+            library_dirs=library_paths(device_type=device_type),
+            libraries=build_config.libraries(with_cuda),
             extra_compile_args=compile_args,
-            extra_link_args=build_config.LINK_FLAGS,
+            extra_link_args=build_config.link_flags(with_cuda),
+            py_limited_api=True,
+            language="c++",
         )
     ],
     cmdclass={"build_ext": BuildExtension},
+    options={"bdist_wheel": {"py_limited_api": "cp310"}},
 )

@@ -1,15 +1,23 @@
 #include "build_info.h"
 
-#include <torch/version.h>
+#include <torch/csrc/stable/version.h>
+
+#include "errors.h"
 
 namespace mamba_state {
 
 #ifdef MAMBA_STATE_WITH_CUDA
-const char* cuda_build_info();  // cuda/update_cuda.cu
+std::string cuda_build_info();  // cuda/copy_cuda.cu
 #else
-const char* cuda_build_info() { return "cuda=none"; }
+std::string cuda_build_info() {
+  return "cuda=none";
+}
 #endif
 
-std::string build_info() { return std::string("torch=") + TORCH_VERSION + ";" + cuda_build_info(); }
+std::string build_info() {
+  constexpr unsigned long long target = TORCH_TARGET_VERSION;
+  return concat("torch=", TORCH_VERSION, ";target=", target >> 56, ".", (target >> 48) & 0xff, ";",
+                cuda_build_info());
+}
 
 }  // namespace mamba_state

@@ -1,31 +1,20 @@
-// The argument checks of mamba_state::update and mamba_state::copy_slots, with the messages users
-// see. Twin of mamba_state_ext/checks.py: the same checks in the same order with the same words
-// (tests/error_cases.py holds both to one table). Reads no index values.
+// The argument checks of both operators, with the messages users see: shapes, dtypes, devices,
+// then memory sharing (memory_overlap.h). They read no index value. Twin of
+// mamba_state_ext/checks.py: the same checks in the same order with the same words
+// (tests/error_cases.py holds both to one table).
 #pragma once
 
-#include <ATen/core/Tensor.h>
-
-#include <optional>
+#include <cstdint>
 #include <string>
 
-#include "copy_plan.h"
+#include "call.h"
+#include "errors.h"
+#include "index_rules.h"
 
 namespace mamba_state {
 
-enum class Op { kUpdate, kCopySlots };
-
-// Shapes, dtypes and devices (checks.check_update_args), then memory sharing (checks.check_no_overlap).
-void check_update_args(at::TensorList states, at::TensorList intermediates,
-                       const at::Tensor& dst_slots, const at::Tensor& steps,
-                       const std::optional<at::Tensor>& src_rows,
-                       const std::optional<at::Tensor>& entry_status,
-                       const std::optional<at::Tensor>& track_slots,
-                       const std::optional<at::Tensor>& track_steps);
-
-// Shapes, dtypes and devices (checks.check_copy_slots_args), then memory sharing.
-void check_copy_slots_args(at::TensorList states, const at::Tensor& src_slots,
-                           const at::Tensor& dst_slots, const std::optional<at::Tensor>& mask,
-                           const std::optional<at::Tensor>& entry_status);
+void check_update(const UpdateCall& call);
+void check_copy_slots(const CopySlotsCall& call);
 
 // The message for entry n of index set `set`, which resolve_entry found bad (the first bound it
 // broke); checks.describe_bad_entry.

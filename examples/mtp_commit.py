@@ -20,8 +20,9 @@ LAYERS, HEADS, HEAD_DIM, CONV_DIM, CONV_WIDTH = 6, 8, 32, 512, 3
 POOL_SLOTS, BATCH, DRAFTS = 48, 8, 4
 
 
-def commit_accepted_lengths(ssm_pool, conv_pool, ssm_cache, conv_cache, state_indices,
-                            accepted_lengths):
+def commit_accepted_lengths(
+    ssm_pool, conv_pool, ssm_cache, conv_cache, state_indices, accepted_lengths
+):
     """Advanced indexing, with accepted lengths (0: none) and caches indexed by pool slot (as in
     SGLang after PR 10586)."""
     mask = accepted_lengths > 0
@@ -30,8 +31,16 @@ def commit_accepted_lengths(ssm_pool, conv_pool, ssm_cache, conv_cache, state_in
     conv_pool[:, slots] = conv_cache[:, slots, steps].to(conv_pool.dtype)
 
 
-def commit_accepted_steps(ssm_pool, conv_pool, ssm_cache, conv_cache, state_indices,
-                          accepted_steps, track_indices, steps_to_track):
+def commit_accepted_steps(
+    ssm_pool,
+    conv_pool,
+    ssm_cache,
+    conv_cache,
+    state_indices,
+    accepted_steps,
+    track_indices,
+    steps_to_track,
+):
     """Advanced indexing, with accepted step indices (-1: none), caches indexed by batch
     position, and the prefix-cache track copy."""
     positions = torch.arange(state_indices.numel(), device=state_indices.device)
@@ -52,8 +61,9 @@ def conv_windows(buffer):
     buffer per request, as an as_strided view [L, R, DRAFTS, D, W]."""
     layers, rows, dim, width = buffer.shape
     s = buffer.stride()
-    return buffer.as_strided((layers, rows, DRAFTS, dim, width - DRAFTS + 1),
-                             (s[0], s[1], s[3], s[2], s[3]))
+    return buffer.as_strided(
+        (layers, rows, DRAFTS, dim, width - DRAFTS + 1), (s[0], s[1], s[3], s[2], s[3])
+    )
 
 
 def main() -> int:
@@ -70,15 +80,21 @@ def main() -> int:
     ssm_pool, conv_pool = pools(device)
     expected = [t.clone() for t in (ssm_pool, conv_pool)]
     for step in range(args.steps):
-        ssm_cache = torch.randn(LAYERS, POOL_SLOTS, DRAFTS, HEADS, HEAD_DIM, HEAD_DIM,
-                                device=device)
+        ssm_cache = torch.randn(
+            LAYERS, POOL_SLOTS, DRAFTS, HEADS, HEAD_DIM, HEAD_DIM, device=device
+        )
         conv_cache = torch.randn(LAYERS, POOL_SLOTS, DRAFTS, CONV_DIM, CONV_WIDTH, device=device)
         state_indices = torch.randperm(POOL_SLOTS, generator=generator)[:BATCH].to(device)
         accepted_lengths = rand(BATCH, high=DRAFTS + 1)
         commit_accepted_lengths(*expected, ssm_cache, conv_cache, state_indices, accepted_lengths)
         mamba_state_ext.commit_verified_states(
-            [ssm_pool, conv_pool], [ssm_cache, conv_cache], state_indices, accepted_lengths,
-            src_rows=state_indices, accepted_are_lengths=True)
+            [ssm_pool, conv_pool],
+            [ssm_cache, conv_cache],
+            state_indices,
+            accepted_lengths,
+            src_rows=state_indices,
+            accepted_are_lengths=True,
+        )
         assert all(torch.equal(a, b) for a, b in zip((ssm_pool, conv_pool), expected)), step
     print(f"accepted lengths, slot-indexed caches: {args.steps} steps agree")
 
@@ -89,22 +105,36 @@ def main() -> int:
     padded = BATCH + 2
     for step in range(args.steps):
         ssm_cache = torch.randn(LAYERS, padded, DRAFTS, HEADS, HEAD_DIM, HEAD_DIM, device=device)
-        conv_cache = conv_windows(torch.randn(LAYERS, padded, CONV_DIM, DRAFTS + CONV_WIDTH - 1,
-                                              device=device).bfloat16())
+        conv_cache = conv_windows(
+            torch.randn(LAYERS, padded, CONV_DIM, DRAFTS + CONV_WIDTH - 1, device=device).bfloat16()
+        )
         slots = torch.randperm(POOL_SLOTS, generator=generator)[: 2 * BATCH].to(device)
         state_indices, track_indices = slots[:BATCH], slots[BATCH:]
         accepted_steps = rand(BATCH, high=DRAFTS + 1) - 1
         steps_to_track = torch.where(rand(BATCH, high=2).bool(), rand(BATCH, high=DRAFTS), -1)
         pad = lambda t, value: torch.cat([t, torch.full((2,), value, device=device)])  # noqa: E731
-        commit_accepted_steps(*expected, ssm_cache, conv_cache, state_indices, accepted_steps,
-                              track_indices, steps_to_track)
+        commit_accepted_steps(
+            *expected,
+            ssm_cache,
+            conv_cache,
+            state_indices,
+            accepted_steps,
+            track_indices,
+            steps_to_track,
+        )
         mamba_state_ext.commit_verified_states(
-            [ssm_pool, conv_pool], [ssm_cache, conv_cache], pad(state_indices, 0),
-            pad(accepted_steps, -1), track_indices=pad(track_indices, 0),
-            steps_to_track=pad(steps_to_track, -1))
+            [ssm_pool, conv_pool],
+            [ssm_cache, conv_cache],
+            pad(state_indices, 0),
+            pad(accepted_steps, -1),
+            track_indices=pad(track_indices, 0),
+            steps_to_track=pad(steps_to_track, -1),
+        )
         assert all(torch.equal(a, b) for a, b in zip((ssm_pool, conv_pool), expected)), step
-    print(f"accepted step indices, batch-indexed caches, track copies, padding: "
-          f"{args.steps} steps agree")
+    print(
+        f"accepted step indices, batch-indexed caches, track copies, padding: "
+        f"{args.steps} steps agree"
+    )
     return 0
 
 

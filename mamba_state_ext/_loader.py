@@ -3,23 +3,26 @@
 ``MAMBA_STATE_EXT_BACKEND`` picks how: ``auto`` (the default: the compiled library if it loads,
 else the Python fallback), ``compiled`` (the library or an ImportError) or ``python``.
 ``MAMBA_STATE_EXT_LIBRARY=/path/to/lib.so`` loads that library (a CMake or JIT build) instead of
-the package's own ``_C``.
+the package's own ``_C.abi3.so``. The library uses torch's stable ABI only, so it loads under
+every torch from the one it targets (build_flags.json's torch_target) on.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.machinery
 import os
-import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
-from . import fallback
+from . import build_config, fallback
 
 BACKEND_ENV = "MAMBA_STATE_EXT_BACKEND"
 LIBRARY_ENV = "MAMBA_STATE_EXT_LIBRARY"
-REBUILD = "pip install --no-build-isolation -e ."
+BUILD = "pip install --no-build-isolation -e ."
+LIBRARY_NAME = "_C"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +32,7 @@ class Backend:
     name: str  # "compiled" or "python"
     cuda: str  # what serves CUDA tensors: "compiled", "python" (fallback), or "none"
     library: str | None  # the loaded library's path
-    build: dict[str, str]  # the library's build facts: torch, cuda, archs
+    build: dict[str, str]  # the library's build facts: torch, target, cuda, archs
     reason: str
 
     def __str__(self) -> str:
@@ -40,56 +43,74 @@ class Backend:
 
 
 def parse_build_info(info: str) -> dict[str, str]:
-    """The library's 'torch=2.14.1;cuda=13000;archs=800,900' (CUDART_VERSION and nvcc's
-    __CUDA_ARCH_LIST__) as {'torch': '2.14.1', 'cuda': '13.0', 'archs': '8.0,9.0'}."""
+    """The library's 'torch=2.14.1;target=2.10;cuda=13000;archs=800,900' (CUDART_VERSION and
+    nvcc's __CUDA_ARCH_LIST__) as {'torch': '2.14.1', 'target': '2.10', 'cuda': '13.0',
+    'archs': '8.0,9.0'}."""
     build = dict(item.split("=", 1) for item in info.split(";") if "=" in item)
     if build.get("cuda", "none") != "none":
         version = int(build["cuda"])
         build["cuda"] = f"{version // 1000}.{version % 1000 // 10}"
-        build["archs"] = ",".join(f"{int(a) // 100}.{int(a) % 100 // 10}"
-                                  for a in build["archs"].split(","))
+        build["archs"] = ",".join(
+            f"{int(a) // 100}.{int(a) % 100 // 10}" for a in build["archs"].split(",")
+        )
     return build
+
+
+def torch_version() -> tuple[int, int]:
+    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    return int(major), int(minor)
+
+
+def package_library() -> Path | None:
+    """The package's own library, mamba_state_ext/_C.abi3.so (any extension suffix)."""
+    finder = importlib.machinery.FileFinder(
+        str(Path(__file__).parent),
+        (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES),
+    )
+    spec = finder.find_spec(LIBRARY_NAME)
+    return Path(spec.origin) if spec is not None else None
 
 
 def _explain(error: BaseException, what: str) -> str:
     message = str(error)
+    if "libtorch_cuda.so" in message and torch.version.cuda is None:
+        return (
+            f"{what} is a CUDA build, and torch {torch.__version__} is a CPU build "
+            f"({message}); install a CUDA build of torch, or build mamba_state_ext without "
+            f"CUDA: MAMBA_STATE_EXT_CUDA=0 {BUILD}"
+        )
     if "undefined symbol" in message:
         return (
-            f"{what} does not match the running torch {torch.__version__} ({message}); "
-            f"rebuild it with: {REBUILD}"
+            f"{what} needs a newer torch than {torch.__version__} ({message}); it was built "
+            f"for torch {'.'.join(map(str, build_config.TORCH_TARGET))} or later"
         )
-    if isinstance(error, ModuleNotFoundError):
-        return f"{what} is not built ({message}); build it with: {REBUILD}"
     return f"{what} failed to load: {message}"
 
 
 def _load_library() -> tuple[str, dict[str, str]]:
     """Loads the compiled library; returns its path and build facts, or raises ImportError."""
-    path = os.environ.get(LIBRARY_ENV)
-    if path:
-        try:
-            torch.ops.load_library(path)
-        except (OSError, RuntimeError) as error:
-            raise ImportError(_explain(error, f"{LIBRARY_ENV}={path}")) from error
-        return path, _read_build_info(f"{LIBRARY_ENV}={path}")
-    try:
-        from . import _C
-    except ImportError as error:
-        raise ImportError(_explain(error, "the compiled library mamba_state_ext._C")) from error
-    return _C.__file__, _read_build_info("the compiled library mamba_state_ext._C")
-
-
-def _warn_if_other_torch(build: dict[str, str]) -> None:
-    """A library that loaded although built against another torch: it may still break."""
-    built_with = build.get("torch", "")
-    running = torch.__version__.split("+")[0]
-    if built_with.split(".")[:2] != running.split(".")[:2]:
-        warnings.warn(
-            f"mamba_state_ext: the compiled library was built against torch {built_with} but "
-            f"torch {running} is running; rebuild it with: {REBUILD}",
-            RuntimeWarning,
-            stacklevel=3,
+    target = build_config.TORCH_TARGET
+    if torch_version() < target:
+        raise ImportError(
+            f"torch {torch.__version__} is older than {target[0]}.{target[1]}, the oldest torch "
+            f"the compiled library supports; upgrade torch (pip install 'torch>="
+            f"{target[0]}.{target[1]}')"
         )
+    path = os.environ.get(LIBRARY_ENV)
+    what = f"{LIBRARY_ENV}={path}"
+    if not path:
+        found = package_library()
+        if found is None:
+            raise ImportError(
+                f"the compiled library mamba_state_ext/{LIBRARY_NAME}.abi3.so is "
+                f"not built; build it with: {BUILD}"
+            )
+        path, what = str(found), f"the compiled library {found}"
+    try:
+        torch.ops.load_library(path)
+    except (OSError, RuntimeError) as error:
+        raise ImportError(_explain(error, what)) from error
+    return path, _read_build_info(what)
 
 
 # What this module registered from Python: the fallback's "DEF" library, or the "IMPL" library
@@ -109,16 +130,17 @@ def _read_build_info(what: str) -> dict[str, str]:
     """The loaded library's build facts, from its operator mamba_state::build_info. A library
     without it is another version's, already loaded: too late to fall back, so an error."""
     if not hasattr(torch.ops.mamba_state, "build_info"):
-        raise RuntimeError(f"{what} has no mamba_state::build_info operator: it was built from "
-                           f"another version of mamba_state_ext; rebuild it with: {REBUILD}")
+        raise RuntimeError(
+            f"{what} has no mamba_state::build_info operator: it was built from "
+            f"another version of mamba_state_ext; rebuild it with: {BUILD}"
+        )
     return parse_build_info(torch.ops.mamba_state.build_info())
 
 
 def _compiled_backend(path: str, build: dict[str, str], reason: str) -> Backend:
-    """Registers the fake kernel for a library just loaded, and Python for CUDA tensors if the
+    """Registers the fake kernels for a library just loaded, and Python for CUDA tensors if the
     library has no CUDA kernel."""
     global _python_library
-    _warn_if_other_torch(build)
     for name, fake in fallback.FAKES.items():
         torch.library.register_fake(f"mamba_state::{name}", fake)
     if build.get("cuda", "none") != "none":

@@ -12,48 +12,75 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-_FLAGS = json.loads((Path(__file__).parent / "build_flags.json").read_text())
+_HERE = Path(__file__).parent
+_FLAGS = json.loads((_HERE / "build_flags.json").read_text())
+CONSTANTS = json.loads((_HERE / "constants.json").read_text())
 
 # Architectures of a release build: Ampere, Ada, Hopper, Blackwell (data centre and RTX), plus PTX
 # for later cards; each with the first CUDA release that knows it. TORCH_CUDA_ARCH_LIST overrides.
-RELEASE_ARCHS = tuple((arch, tuple(int(part) for part in since.split(".")))
-                      for arch, since in _FLAGS["release_archs"])
+RELEASE_ARCHS = tuple(
+    (arch, tuple(int(part) for part in since.split("."))) for arch, since in _FLAGS["release_archs"]
+)
 
-# -fopenmp: at::parallel_for runs on one thread in a translation unit compiled without OpenMP.
-# The library then links torch's own libgomp (same soname), not a second runtime. (CMake finds
-# OpenMP itself.)
-OPENMP_FLAGS = ["-fopenmp"] if sys.platform.startswith("linux") else []
-CXX_FLAGS = _FLAGS["cxx_flags"] + OPENMP_FLAGS
-LINK_FLAGS = OPENMP_FLAGS
+# The oldest torch whose stable ABI the library targets: it loads under that torch and every
+# later one, whichever torch it was built against.
+TORCH_TARGET = tuple(int(part) for part in _FLAGS["torch_target"].split("."))
+TARGET_DEFINE = f"-DTORCH_TARGET_VERSION=0x{TORCH_TARGET[0]:02x}{TORCH_TARGET[1]:02x}000000000000"
 # No --use_fast_math: conversions must round and keep denormals exactly as Tensor.to does.
+CXX_FLAGS = _FLAGS["cxx_flags"]
 NVCC_FLAGS = _FLAGS["nvcc_flags"]
 WITH_CUDA_DEFINE = "-DMAMBA_STATE_WITH_CUDA"
 
 CUDA_ENV = "MAMBA_STATE_EXT_CUDA"  # 1: build the CUDA kernel or fail; 0: skip it; unset: auto
 
 
-def sources(root: Path, *, with_cuda: bool, python_module: bool) -> list[str]:
-    """The translation units, relative to ``root``: all of csrc/ except the CUDA sources without
-    CUDA and the pybind11 module (csrc/python_module.cpp) outside setup.py's build."""
+def constant_defines() -> list[str]:
+    """constants.json as the definitions csrc/constants.h reads."""
+    values = {
+        "MAX_ENTRY_DIMS": CONSTANTS["max_entry_dims"],
+        "OVERLAP_BUDGET": CONSTANTS["overlap_budget"],
+        "MAX_FOLLOWED_BLOCKS": CONSTANTS["max_followed_blocks"],
+    }
+    values.update(
+        {f"STATUS_{bound.upper()}": bit for bound, bit in CONSTANTS["entry_status"].items()}
+    )
+    return [f"-DMAMBA_STATE_{name}={value}" for name, value in values.items()]
+
+
+def sources(root: Path, *, with_cuda: bool) -> list[str]:
+    """The translation units, relative to ``root``: csrc/ and csrc/cpu/, and with CUDA the grid's
+    launch plan (csrc/grid/) and the kernel (csrc/cuda/)."""
     csrc = root / "csrc"
     files = sorted(csrc.glob("*.cpp")) + sorted(csrc.glob("cpu/*.cpp"))
-    files += sorted(csrc.glob("cuda/*.cpp"))
     if with_cuda:
-        files += sorted(csrc.glob("cuda/*.cu"))
-    if not python_module:
-        files = [f for f in files if f.name != "python_module.cpp"]
+        files += sorted(csrc.glob("grid/*.cpp")) + sorted(csrc.glob("cuda/*.cu"))
     return [str(f.relative_to(root)) for f in files]
 
 
 def cxx_flags(with_cuda: bool) -> list[str]:
-    return CXX_FLAGS + ([WITH_CUDA_DEFINE] if with_cuda else [])
+    return (
+        CXX_FLAGS + [TARGET_DEFINE] + constant_defines() + ([WITH_CUDA_DEFINE] if with_cuda else [])
+    )
 
 
 def nvcc_flags() -> list[str]:
-    return NVCC_FLAGS + [WITH_CUDA_DEFINE]
+    return NVCC_FLAGS + [TARGET_DEFINE] + constant_defines() + [WITH_CUDA_DEFINE]
+
+
+def libraries(with_cuda: bool) -> list[str]:
+    """What the library links: libtorch_cpu (the stable C shims), and with CUDA libtorch_cuda
+    (the current CUDA stream's shim) and the CUDA runtime, statically (link_flags)."""
+    return ["torch_cpu"] + (
+        ["torch_cuda", "cudart_static", "rt", "dl", "pthread"] if with_cuda else []
+    )
+
+
+def link_flags(with_cuda: bool) -> list[str]:
+    """The static CUDA runtime's symbols stay inside the library: a torch of another CUDA major
+    loads its own runtime globally, which must not take the place of ours."""
+    return ["-Wl,--exclude-libs,libcudart_static.a"] if with_cuda else []
 
 
 def _is_toolkit(path: Path) -> bool:
@@ -80,7 +107,9 @@ def find_cuda_home() -> str | None:
 def nvcc_version(cuda_home: str) -> tuple[int, int]:
     output = subprocess.run(
         [str(Path(cuda_home) / "bin" / "nvcc"), "--version"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     major, minor = re.search(r"release (\d+)\.(\d+)", output).groups()
     return int(major), int(minor)
@@ -111,9 +140,7 @@ def gencode_flags(arch_list: str) -> list[str]:
 
 def cuda_arch_flags(cuda_home: str) -> list[str]:
     """TORCH_CUDA_ARCH_LIST when set, else the release list for this toolkit."""
-    arch_list = os.environ.get("TORCH_CUDA_ARCH_LIST") or release_arch_list(
-        nvcc_version(cuda_home)
-    )
+    arch_list = os.environ.get("TORCH_CUDA_ARCH_LIST") or release_arch_list(nvcc_version(cuda_home))
     return gencode_flags(arch_list)
 
 

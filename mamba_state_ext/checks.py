@@ -1,9 +1,11 @@
 """The argument checks and index rules of ``mamba_state::update`` and ``mamba_state::copy_slots``.
 
-Twin of ``csrc/checks.cpp`` (argument checks, memory sharing, messages) and of ``resolve_entry``
-in ``csrc/copy_plan.h`` (index rules): the same checks in the same order with the same words. The
-Python fallback, the fake kernels and the wrappers' ``check=True`` use them, and the tests hold
-both implementations to one table of errors (``tests/error_cases.py``).
+Twin of ``csrc/checks.cpp`` (argument checks, messages; memory sharing is ``overlap.py``) and of
+``resolve_entry`` in ``csrc/index_rules.h`` (index rules): the same checks in the same order with
+the same words. The Python fallback, the fake kernels and the wrappers' ``check=True`` use them,
+and the tests hold both implementations to one table of errors (``tests/error_cases.py``). Every
+bad argument is a ValueError, whichever implementation finds it (the compiled library's errors
+reach Python as ValueError: csrc/errors.h); an index out of range is an IndexError.
 """
 
 from __future__ import annotations
@@ -13,23 +15,20 @@ from collections.abc import Sequence
 
 import torch
 
+from .calls import CopySlotsCall, UpdateCall
+from .constants import (
+    MAX_ENTRY_DIMS,
+    ROW_OUT_OF_RANGE,
+    SLOT_OUT_OF_RANGE,
+    STEP_OUT_OF_RANGE,
+    TRACK_SLOT_OUT_OF_RANGE,
+    TRACK_STEP_OUT_OF_RANGE,
+)
+from .overlap import byte_range, may_overlap_itself, ranges_meet, share_bytes
+
 UPDATE = "mamba_state.update: "
 COPY_SLOTS = "mamba_state.copy_slots: "
-MAX_ENTRY_DIMS = 8
 CONVERTED_FLOATS = (torch.float32, torch.float16, torch.bfloat16)
-
-# Bits of entry_status: which bound an applied copy broke (0 for applied and skipped entries).
-# update: the commit (1, 2, 4) and the track copy (8, 16; the row is shared); copy_slots: 1, 2.
-SLOT_OUT_OF_RANGE = 1
-ROW_OUT_OF_RANGE = 2  # copy_slots: the source slot
-STEP_OUT_OF_RANGE = 4
-TRACK_SLOT_OUT_OF_RANGE = 8
-TRACK_STEP_OUT_OF_RANGE = 16
-
-# A budget of steps for share_bytes, past which it answers conservatively.
-SHARE_BYTES_BUDGET = 1024
-# Blocks of one tensor followed against the whole of another before share_bytes gives up.
-MAX_FOLLOWED_BLOCKS = 4
 
 
 def _check_pool_rank(op: str, state: torch.Tensor, k: int) -> None:
@@ -54,7 +53,7 @@ def _check_same_slots(op: str, states: Sequence[torch.Tensor], k: int) -> None:
 
 def _check_index_tensor(op: str, index: torch.Tensor, name: str, num_entries: int) -> None:
     if index.dtype not in (torch.int32, torch.int64):
-        raise TypeError(f"{op}{name} must be int32 or int64 (got {index.dtype})")
+        raise ValueError(f"{op}{name} must be int32 or int64 (got {index.dtype})")
     if index.dim() != 1:
         raise ValueError(f"{op}{name} must be 1-D (got shape {list(index.shape)})")
     if index.numel() != num_entries:
@@ -65,12 +64,40 @@ def _check_entry_status(op: str, entry_status: torch.Tensor | None, num_entries:
     if entry_status is None:
         return
     if entry_status.dtype != torch.int32:
-        raise TypeError(f"{op}entry_status must be int32 (got {entry_status.dtype})")
+        raise ValueError(f"{op}entry_status must be int32 (got {entry_status.dtype})")
     if entry_status.dim() != 1 or entry_status.numel() != num_entries:
         raise ValueError(
             f"{op}entry_status must have shape [{num_entries}], one per entry "
             f"(got {list(entry_status.shape)})"
         )
+
+
+def update_arguments(call: UpdateCall):
+    """update's tensor arguments as (name, tensor, written), destinations first, in the order
+    the messages name them."""
+    arguments = [(f"states[{k}]", state, True) for k, state in enumerate(call.states)]
+    if call.entry_status is not None:
+        arguments.append(("entry_status", call.entry_status, True))
+    arguments += [(f"intermediates[{k}]", t, False) for k, t in enumerate(call.intermediates)]
+    arguments += [("dst_slots", call.dst_slots, False), ("steps", call.steps, False)]
+    optional = (
+        ("src_rows", call.src_rows),
+        ("track_slots", call.track_slots),
+        ("track_steps", call.track_steps),
+    )
+    arguments += [(name, tensor, False) for name, tensor in optional if tensor is not None]
+    return arguments
+
+
+def copy_slots_arguments(call: CopySlotsCall):
+    """copy_slots' tensor arguments: each pool is read and written."""
+    arguments = [(f"states[{k}]", state, True) for k, state in enumerate(call.states)]
+    if call.entry_status is not None:
+        arguments.append(("entry_status", call.entry_status, True))
+    arguments += [("src_slots", call.src_slots, False), ("dst_slots", call.dst_slots, False)]
+    if call.mask is not None:
+        arguments.append(("mask", call.mask, False))
+    return arguments
 
 
 def _check_devices(op: str, arguments) -> None:
@@ -80,42 +107,30 @@ def _check_devices(op: str, arguments) -> None:
             raise ValueError(f"{op}{name} is on {tensor.device} but states[0] is on {device}")
 
 
-def update_arguments(states, intermediates, dst_slots, steps, src_rows=None, entry_status=None,
-                     track_slots=None, track_steps=None):
-    """update's tensor arguments as (name, tensor, written), destinations first."""
-    arguments = [(f"states[{k}]", state, True) for k, state in enumerate(states)]
-    if entry_status is not None:
-        arguments.append(("entry_status", entry_status, True))
-    arguments += [(f"intermediates[{k}]", t, False) for k, t in enumerate(intermediates)]
-    arguments += [("dst_slots", dst_slots, False), ("steps", steps, False)]
-    optional = (("src_rows", src_rows), ("track_slots", track_slots), ("track_steps", track_steps))
-    arguments += [(name, tensor, False) for name, tensor in optional if tensor is not None]
-    return arguments
+def check_no_overlap(op: str, arguments) -> None:
+    """No destination may share a byte with itself or with any other argument. Most arguments
+    are allocations of their own: their byte ranges, compared first, settle most pairs."""
+    ranges = [byte_range(tensor) for _, tensor, _ in arguments]
+    for i, (name, tensor, written) in enumerate(arguments):
+        if not written:
+            continue
+        if may_overlap_itself(tensor):
+            raise ValueError(
+                f"{op}{name} has elements that share memory (an expanded or overlapping view): "
+                "every destination element needs memory of its own"
+            )
+        for j, (other_name, other, _) in enumerate(arguments):
+            if j != i and ranges_meet(ranges[i], ranges[j]) and share_bytes(tensor, other):
+                raise ValueError(
+                    f"{op}{name} shares memory with {other_name}: "
+                    "a destination must not overlap any other argument"
+                )
 
 
-def copy_slots_arguments(states, src_slots, dst_slots, mask=None, entry_status=None):
-    """copy_slots' tensor arguments: each pool is read and written."""
-    arguments = [(f"states[{k}]", state, True) for k, state in enumerate(states)]
-    if entry_status is not None:
-        arguments.append(("entry_status", entry_status, True))
-    arguments += [("src_slots", src_slots, False), ("dst_slots", dst_slots, False)]
-    if mask is not None:
-        arguments.append(("mask", mask, False))
-    return arguments
-
-
-def check_update_args(
-    states: Sequence[torch.Tensor],
-    intermediates: Sequence[torch.Tensor],
-    dst_slots: torch.Tensor,
-    steps: torch.Tensor,
-    src_rows: torch.Tensor | None = None,
-    entry_status: torch.Tensor | None = None,
-    track_slots: torch.Tensor | None = None,
-    track_steps: torch.Tensor | None = None,
-) -> None:
-    """Shapes, dtypes and devices; reads no data (so it also serves as the fake kernel)."""
+def check_update_shapes(call: UpdateCall) -> None:
+    """Shapes, dtypes and devices; reads no data, so it is also the fake kernel."""
     op = UPDATE
+    states, intermediates = call.states, call.intermediates
     if len(states) == 0:
         raise ValueError(f"{op}states is empty: pass at least one state pool")
     if len(states) != len(intermediates):
@@ -149,165 +164,73 @@ def check_update_args(
         if state.dtype != intermediate.dtype and not (
             state.dtype in CONVERTED_FLOATS and intermediate.dtype in CONVERTED_FLOATS
         ):
-            raise TypeError(
+            raise ValueError(
                 f"{op}states[{k}] is {state.dtype} but intermediates[{k}] is "
                 f"{intermediate.dtype}: only float32, float16 and bfloat16 convert to one "
                 "another; other dtypes must match"
             )
-    num_entries = dst_slots.numel()
-    _check_index_tensor(op, dst_slots, "dst_slots", num_entries)
-    _check_index_tensor(op, steps, "steps", num_entries)
-    if src_rows is not None:
-        _check_index_tensor(op, src_rows, "src_rows", num_entries)
-    if (track_slots is None) != (track_steps is None):
+    num_entries = call.dst_slots.numel()
+    _check_index_tensor(op, call.dst_slots, "dst_slots", num_entries)
+    _check_index_tensor(op, call.steps, "steps", num_entries)
+    if call.src_rows is not None:
+        _check_index_tensor(op, call.src_rows, "src_rows", num_entries)
+    if (call.track_slots is None) != (call.track_steps is None):
         raise ValueError(f"{op}pass track_slots and track_steps together, or neither")
-    if track_slots is not None:
-        _check_index_tensor(op, track_slots, "track_slots", num_entries)
-        _check_index_tensor(op, track_steps, "track_steps", num_entries)
-    _check_entry_status(op, entry_status, num_entries)
-    _check_devices(op, update_arguments(states, intermediates, dst_slots, steps, src_rows,
-                                        entry_status, track_slots, track_steps))
+    if call.track_slots is not None:
+        _check_index_tensor(op, call.track_slots, "track_slots", num_entries)
+        _check_index_tensor(op, call.track_steps, "track_steps", num_entries)
+    _check_entry_status(op, call.entry_status, num_entries)
+    _check_devices(op, update_arguments(call))
 
 
-def check_copy_slots_args(
-    states: Sequence[torch.Tensor],
-    src_slots: torch.Tensor,
-    dst_slots: torch.Tensor,
-    mask: torch.Tensor | None = None,
-    entry_status: torch.Tensor | None = None,
-) -> None:
-    """Shapes, dtypes and devices; reads no data (so it also serves as the fake kernel)."""
+def check_copy_slots_shapes(call: CopySlotsCall) -> None:
+    """Shapes, dtypes and devices; reads no data, so it is also the fake kernel."""
     op = COPY_SLOTS
-    if len(states) == 0:
+    if len(call.states) == 0:
         raise ValueError(f"{op}states is empty: pass at least one state pool")
-    for k, state in enumerate(states):
+    for k, state in enumerate(call.states):
         _check_pool_rank(op, state, k)
-        _check_same_slots(op, states, k)
-    num_entries = dst_slots.numel()
-    _check_index_tensor(op, dst_slots, "dst_slots", num_entries)
-    _check_index_tensor(op, src_slots, "src_slots", num_entries)
-    if mask is not None:
-        if mask.dtype != torch.bool:
-            raise TypeError(f"{op}mask must be bool (got {mask.dtype})")
-        if mask.dim() != 1 or mask.numel() != num_entries:
+        _check_same_slots(op, call.states, k)
+    num_entries = call.dst_slots.numel()
+    _check_index_tensor(op, call.dst_slots, "dst_slots", num_entries)
+    _check_index_tensor(op, call.src_slots, "src_slots", num_entries)
+    if call.mask is not None:
+        if call.mask.dtype != torch.bool:
+            raise ValueError(f"{op}mask must be bool (got {call.mask.dtype})")
+        if call.mask.dim() != 1 or call.mask.numel() != num_entries:
             raise ValueError(
                 f"{op}mask must have shape [{num_entries}], one per entry "
-                f"(got {list(mask.shape)})"
+                f"(got {list(call.mask.shape)})"
             )
-    _check_entry_status(op, entry_status, num_entries)
-    _check_devices(op, copy_slots_arguments(states, src_slots, dst_slots, mask, entry_status))
+    _check_entry_status(op, call.entry_status, num_entries)
+    _check_devices(op, copy_slots_arguments(call))
 
 
-def fake_update(states, intermediates, dst_slots, steps, src_rows=None, step_offset=0,
-                entry_status=None, track_slots=None, track_steps=None) -> None:
+def check_update(call: UpdateCall) -> None:
+    """Everything the compiled op checks before it reads an index: shapes, dtypes, devices,
+    memory sharing."""
+    check_update_shapes(call)
+    check_no_overlap(UPDATE, update_arguments(call))
+
+
+def check_copy_slots(call: CopySlotsCall) -> None:
+    check_copy_slots_shapes(call)
+    check_no_overlap(COPY_SLOTS, copy_slots_arguments(call))
+
+
+def fake_update(*args, **kwargs) -> None:
     """The fake (meta) kernel of update, for both backends: the shape checks, nothing else."""
-    check_update_args(states, intermediates, dst_slots, steps, src_rows, entry_status,
-                      track_slots, track_steps)
+    check_update_shapes(UpdateCall(*args, **kwargs))
 
 
-def fake_copy_slots(states, src_slots, dst_slots, mask=None, entry_status=None) -> None:
+def fake_copy_slots(*args, **kwargs) -> None:
     """The fake (meta) kernel of copy_slots."""
-    check_copy_slots_args(states, src_slots, dst_slots, mask, entry_status)
-
-
-def _may_overlap_itself(tensor: torch.Tensor) -> bool:
-    # With dims ordered by stride, each stride must step past all that the smaller dims span.
-    if tensor.numel() == 0:
-        return False
-    span = 1
-    for stride, size in sorted((tensor.stride(d), tensor.shape[d]) for d in range(tensor.dim())):
-        if size > 1:
-            if stride < span:
-                return True
-            span += stride * (size - 1)
-    return False
-
-
-class _ByteLayout:
-    """The bytes a tensor touches: its first byte plus (byte stride, size) dims, largest stride
-    first; dims of size 1 or stride 0 touch no other byte and are left out."""
-
-    def __init__(self, tensor: torch.Tensor):
-        self.base = tensor.data_ptr()
-        size = tensor.element_size()
-        self.dims = sorted(((tensor.stride(d) * size, tensor.shape[d]) for d in range(tensor.dim())
-                            if tensor.shape[d] > 1 and tensor.stride(d) != 0), reverse=True)
-        self.spans = [size]  # spans[i]: bytes from base covered by dims[i:]
-        for stride, count in reversed(self.dims):
-            self.spans.insert(0, self.spans[0] + stride * (count - 1))
-
-
-def _share_bytes(a, i, a_base, b, j, b_base, budget) -> bool:
-    # See csrc/checks.cpp: share_bytes, step for step.
-    if a_base + a.spans[i] <= b_base or b_base + b.spans[j] <= a_base:
-        return False
-    if i == len(a.dims) and j == len(b.dims):
-        return True
-    budget[0] -= 1
-    if budget[0] < 0:
-        return True
-    peel_a = j == len(b.dims) or (i < len(a.dims) and a.dims[i] >= b.dims[j])
-    x, y, xi, yi, x_base, y_base = (a, b, i, j, a_base, b_base) if peel_a else \
-        (b, a, j, i, b_base, a_base)
-    stride, count = x.dims[xi]
-    x_inner = x.spans[xi + 1]
-    if x_inner > stride:
-        return True
-
-    def recurse(x_next, x_at, y_next, y_at):
-        if peel_a:
-            return _share_bytes(a, x_next, x_at, b, y_next, y_at, budget)
-        return _share_bytes(a, y_next, y_at, b, x_next, x_at, budget)
-
-    if yi < len(y.dims) and y.dims[yi][0] == stride and y.spans[yi + 1] <= stride:
-        y_count = y.dims[yi][1]
-        offset = x_base - y_base
-        k = (offset - y.spans[yi + 1]) // stride + 1
-        while k * stride < offset + x_inner:
-            some_pair = max(0, -k) < min(count, y_count - k)
-            if some_pair and recurse(xi + 1, x_base, yi + 1, y_base + k * stride):
-                return True
-            k += 1
-        return False
-    first = max(0, (y_base - x_base - x_inner) // stride + 1)
-    last = min(count - 1, (y_base + y.spans[yi] - 1 - x_base) // stride)
-    if last - first >= MAX_FOLLOWED_BLOCKS:
-        return True
-    return any(recurse(xi + 1, x_base + p * stride, yi, y_base) for p in range(first, last + 1))
-
-
-def share_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Whether some byte lies in both tensors. Exact where each dim steps past all that the dims
-    below it span (pools, envelope views of one buffer, conv windows); elsewhere conservative:
-    true when the byte ranges intersect. Reasons on strides and extents only."""
-    if a.numel() == 0 or b.numel() == 0:
-        return False
-    layout_a, layout_b = _ByteLayout(a), _ByteLayout(b)
-    return _share_bytes(layout_a, 0, layout_a.base, layout_b, 0, layout_b.base,
-                        [SHARE_BYTES_BUDGET])
-
-
-def check_no_overlap(op: str, arguments) -> None:
-    """No destination may share a byte with itself or with any other argument."""
-    for i, (name, tensor, written) in enumerate(arguments):
-        if not written:
-            continue
-        if _may_overlap_itself(tensor):
-            raise ValueError(
-                f"{op}{name} has elements that share memory (an expanded or overlapping view): "
-                "every destination element needs memory of its own"
-            )
-        for j, (other_name, other, _) in enumerate(arguments):
-            if j != i and share_bytes(tensor, other):
-                raise ValueError(
-                    f"{op}{name} shares memory with {other_name}: "
-                    "a destination must not overlap any other argument"
-                )
+    check_copy_slots_shapes(CopySlotsCall(*args, **kwargs))
 
 
 @dataclasses.dataclass(frozen=True)
 class IndexSet:
-    """One set of N copies (csrc/copy_plan.h: IndexSet). ``steps`` None: step 0; ``src_rows``
+    """One set of N copies (csrc/index_rules.h: IndexSet). ``steps`` None: step 0; ``src_rows``
     None: row n; ``mask`` None: every entry."""
 
     dst_slots: torch.Tensor
@@ -321,17 +244,24 @@ class IndexSet:
     step_bit: int = STEP_OUT_OF_RANGE
 
 
-def update_index_sets(dst_slots, steps, src_rows, step_offset, track_slots, track_steps):
+def update_index_sets(call: UpdateCall) -> list[IndexSet]:
     """The commit and, with track_slots, the track copies."""
-    sets = [IndexSet(dst_slots, steps, src_rows, step_offset=step_offset)]
-    if track_slots is not None:
-        sets.append(IndexSet(track_slots, track_steps, src_rows, slot_bit=TRACK_SLOT_OUT_OF_RANGE,
-                             step_bit=TRACK_STEP_OUT_OF_RANGE))
+    sets = [IndexSet(call.dst_slots, call.steps, call.src_rows, step_offset=call.step_offset)]
+    if call.track_slots is not None:
+        sets.append(
+            IndexSet(
+                call.track_slots,
+                call.track_steps,
+                call.src_rows,
+                slot_bit=TRACK_SLOT_OUT_OF_RANGE,
+                step_bit=TRACK_STEP_OUT_OF_RANGE,
+            )
+        )
     return sets
 
 
-def copy_slots_index_sets(src_slots, dst_slots, mask):
-    return [IndexSet(dst_slots, None, src_slots, mask, negative_row_skips=True)]
+def copy_slots_index_sets(call: CopySlotsCall) -> list[IndexSet]:
+    return [IndexSet(call.dst_slots, None, call.src_slots, call.mask, negative_row_skips=True)]
 
 
 def resolve_entries(index_set: IndexSet, num_slots: int, num_rows: int, num_steps: int):
@@ -366,8 +296,9 @@ def resolve_entries(index_set: IndexSet, num_slots: int, num_rows: int, num_step
     return status, slot, row, step, applied
 
 
-def describe_bad_entry(op, set_index, n, status, slot, row, step, num_slots, num_rows,
-                       num_steps) -> str:
+def describe_bad_entry(
+    op, set_index, n, status, slot, row, step, num_slots, num_rows, num_steps
+) -> str:
     """The message for entry n of an index set, naming the first bound it broke."""
     track = op == UPDATE and set_index == 1
     where = f"{op}entry {n}: "
@@ -394,8 +325,20 @@ def raise_for_first_bad_entry(op, resolved, num_slots, num_rows, num_steps) -> N
     if bad:
         n, set_index = bad[0]
         _, slot, row, step, _ = resolved[set_index, :, n].tolist()
-        raise IndexError(describe_bad_entry(op, set_index, n, int(status[set_index, n]), slot,
-                                            row, step, num_slots, num_rows, num_steps))
+        raise IndexError(
+            describe_bad_entry(
+                op,
+                set_index,
+                n,
+                int(status[set_index, n]),
+                slot,
+                row,
+                step,
+                num_slots,
+                num_rows,
+                num_steps,
+            )
+        )
 
 
 def _writer_name(set_index: int, n: int) -> str:
@@ -426,5 +369,6 @@ def check_entries(op, index_sets, num_slots, num_rows, num_steps) -> None:
         rows, applied = resolved[0, 2].tolist(), resolved[0, 4].tolist()
         for n, (row, is_applied) in enumerate(zip(rows, applied)):
             if is_applied and row in writers:
-                raise IndexError(f"{op}entry {n} reads src slot {row}, which entry "
-                                 f"{writers[row][1]} writes")
+                raise IndexError(
+                    f"{op}entry {n} reads src slot {row}, which entry {writers[row][1]} writes"
+                )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from . import checks
-from .ops import TensorOrList, update
+from .ops import TensorOrList, as_list, update
 
 
 def commit_verified_states(
@@ -53,8 +53,32 @@ def commit_verified_states(
     would stall every step; turn it on while bringing a server up.
     """
     if (track_indices is None) != (steps_to_track is None):
-        raise ValueError(f"{checks.UPDATE}pass track_indices and steps_to_track together, "
-                         "or neither")
-    update(states, intermediates, state_indices, accepted, src_rows,
-           step_offset=-1 if accepted_are_lengths else 0, check=check,
-           track_slots=track_indices, track_steps=steps_to_track)
+        raise ValueError(
+            f"{checks.UPDATE}pass track_indices and steps_to_track together, or neither"
+        )
+    step_offset = -1 if accepted_are_lengths else 0
+    if check:
+        update(
+            states,
+            intermediates,
+            state_indices,
+            accepted,
+            src_rows,
+            step_offset=step_offset,
+            check=True,
+            track_slots=track_indices,
+            track_steps=steps_to_track,
+        )
+        return
+    # The hot path: straight to the operator (update's keyword handling costs a microsecond).
+    torch.ops.mamba_state.update(
+        as_list(states, "states"),
+        as_list(intermediates, "intermediates"),
+        state_indices,
+        accepted,
+        src_rows,
+        step_offset,
+        None,
+        track_indices,
+        steps_to_track,
+    )

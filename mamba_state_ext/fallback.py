@@ -2,11 +2,12 @@
 registered under the same schemas when the compiled library is missing (or
 ``MAMBA_STATE_EXT_BACKEND=python``), and for CUDA tensors when the library was built without CUDA.
 
-It follows the contract of the compiled kernels: on the CPU it raises before it writes anything;
-elsewhere it cannot raise without a host sync, so it applies nothing of a bad entry and reports it
-in ``entry_status``. Off the CPU it never syncs: copies that do nothing are pointed at one that
-does, so the scatter needs no boolean mask. It gathers the selected entries into a temporary first
-(as advanced indexing does), so it moves twice the bytes of the compiled kernels.
+It follows the contract of the compiled kernels: the same checks and messages; on the CPU it
+raises for a bad entry before it writes anything, elsewhere it applies nothing of a bad entry and
+reports it in ``entry_status``; it writes the selected slots and no other byte. Unlike the CUDA
+kernel it reads the resolved entries to the host (a sync off the CPU): writing only the entries
+that copy takes knowing how many do. It gathers the selected entries into a temporary first (as
+advanced indexing does), so it moves twice the bytes of the compiled kernels.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from __future__ import annotations
 import torch
 
 from . import checks
+from .calls import CopySlotsCall, UpdateCall
 
 # The operators' schemas; the compiled library declares the same strings
-# (csrc/torch_bindings.cpp; tests/test_backends.py holds them equal).
+# (csrc/operators.h; tests/test_backends.py holds them equal).
 SCHEMAS = {
     "update": (
         "update(Tensor(a!)[] states, Tensor[] intermediates, Tensor dst_slots, Tensor steps, "
@@ -35,7 +37,7 @@ def _apply(op, states, sources, index_sets, num_rows, num_steps, entry_status) -
     into states[k]; raises first on the CPU, else reports bad entries in entry_status."""
     num_slots = states[0].shape[1]
     resolved = checks.resolve_all(index_sets, num_slots, num_rows, num_steps)
-    if states[0].device.type == "cpu":  # here raising costs no sync: raise before any write
+    if states[0].device.type == "cpu":
         checks.raise_for_first_bad_entry(op, resolved, num_slots, num_rows, num_steps)
     status, slot, row, step, applied = resolved.transpose(0, 1).flatten(1)  # sets laid end to end
     if entry_status is not None:
@@ -44,72 +46,44 @@ def _apply(op, states, sources, index_sets, num_rows, num_steps, entry_status) -
         for more in per_set[1:]:
             combined = combined | more  # the sets share the row bit: or, not add
         entry_status.copy_(combined)
-    copies = (applied != 0) & (status == 0)
-    if copies.numel() == 0:
+    copying = ((applied != 0) & (status == 0)).nonzero().squeeze(1)  # the host read
+    if copying.numel() == 0:
         return
-    if states[0].device.type == "cpu":
-        # A host read costs nothing here: keep the copying entries alone.
-        chosen = copies.nonzero().squeeze(1)
-        keep = None
-    else:
-        # No host sync: every copy that does nothing takes the slot and value of the first copy
-        # that does, so that a repeated slot receives identical bytes. If none copies, all of
-        # them rewrite slot 0 with its own current bytes (clamped, so that nothing is read or
-        # written out of bounds), which takes the one masked write below.
-        first_copying = torch.argmax(copies.to(torch.uint8))
-        chosen = torch.where(copies, torch.arange(copies.numel(), device=slot.device),
-                             first_copying)
-        keep = copies[chosen]
-    if chosen.numel() == 0:  # on the CPU: nothing copies
-        return
-    slot = slot.clamp(0, num_slots - 1)[chosen]
-    row = row.clamp(0, num_rows - 1)[chosen]
-    step = step.clamp(0, num_steps - 1)[chosen]
-    for state, intermediate in zip(states, sources):
-        values = intermediate[:, row, step].to(state.dtype)
-        if keep is not None:
-            mask = keep.view(1, -1, *([1] * (state.dim() - 2)))
-            values = torch.where(mask, values, state[:, slot])
-        state[:, slot] = values
+    slot, row, step = slot[copying], row[copying], step[copying]
+    for state, source in zip(states, sources):
+        state[:, slot] = source[:, row, step].to(state.dtype)
 
 
-def update(
-    states: list[torch.Tensor],
-    intermediates: list[torch.Tensor],
-    dst_slots: torch.Tensor,
-    steps: torch.Tensor,
-    src_rows: torch.Tensor | None = None,
-    step_offset: int = 0,
-    entry_status: torch.Tensor | None = None,
-    track_slots: torch.Tensor | None = None,
-    track_steps: torch.Tensor | None = None,
-) -> None:
-    checks.check_update_args(states, intermediates, dst_slots, steps, src_rows, entry_status,
-                             track_slots, track_steps)
-    checks.check_no_overlap(checks.UPDATE, checks.update_arguments(
-        states, intermediates, dst_slots, steps, src_rows, entry_status, track_slots,
-        track_steps))
-    index_sets = checks.update_index_sets(dst_slots, steps, src_rows, step_offset, track_slots,
-                                          track_steps)
-    num_rows, num_steps = intermediates[0].shape[1:3]
-    _apply(checks.UPDATE, states, intermediates, index_sets, num_rows, num_steps, entry_status)
+def update(*args, **kwargs) -> None:
+    call = UpdateCall(*args, **kwargs)
+    checks.check_update(call)
+    num_rows, num_steps = call.intermediates[0].shape[1:3]
+    _apply(
+        checks.UPDATE,
+        call.states,
+        call.intermediates,
+        checks.update_index_sets(call),
+        num_rows,
+        num_steps,
+        call.entry_status,
+    )
 
 
-def copy_slots(
-    states: list[torch.Tensor],
-    src_slots: torch.Tensor,
-    dst_slots: torch.Tensor,
-    mask: torch.Tensor | None = None,
-    entry_status: torch.Tensor | None = None,
-) -> None:
-    checks.check_copy_slots_args(states, src_slots, dst_slots, mask, entry_status)
-    checks.check_no_overlap(checks.COPY_SLOTS, checks.copy_slots_arguments(
-        states, src_slots, dst_slots, mask, entry_status))
+def copy_slots(*args, **kwargs) -> None:
+    call = CopySlotsCall(*args, **kwargs)
+    checks.check_copy_slots(call)
     # Each pool is its own source: [L, C, *E] read as [L, C, 1, *E]. The gather completes before
     # the scatter, so an unspecified read-write order is still one of the two orders.
-    sources = [state.unsqueeze(2) for state in states]
-    index_sets = checks.copy_slots_index_sets(src_slots, dst_slots, mask)
-    _apply(checks.COPY_SLOTS, states, sources, index_sets, states[0].shape[1], 1, entry_status)
+    sources = [state.unsqueeze(2) for state in call.states]
+    _apply(
+        checks.COPY_SLOTS,
+        call.states,
+        sources,
+        checks.copy_slots_index_sets(call),
+        call.states[0].shape[1],
+        1,
+        call.entry_status,
+    )
 
 
 IMPLEMENTATIONS = {"update": update, "copy_slots": copy_slots}

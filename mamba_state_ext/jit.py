@@ -1,10 +1,11 @@
 """Build the operator library in the running process (a notebook): ``mamba_state_ext.jit.load()``.
 
-It compiles the same csrc/ sources, with the same flags (build_config.py), as ``pip install`` and
-CMake, through ``torch.utils.cpp_extension.load``. It needs the source tree (a clone of the
-repository), and takes the place of the Python fallback: in a process where a compiled library
-already serves the operator, it says so and loads nothing, since an operator namespace can be
-defined only once per process.
+It compiles the same csrc/ sources, with the same flags and definitions (build_config.py), as
+``pip install`` and CMake, through ``torch.utils.cpp_extension.load``, which links the CUDA
+runtime of the running torch (the library is for this process, not for shipping). It needs the
+source tree (a clone of the repository), and takes the place of the Python fallback: in a
+process where a compiled library already serves the operator, it says so and loads nothing, since
+an operator namespace can be defined only once per process.
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ def default_build_directory(with_cuda: bool) -> Path:
     return Path(root) / f"{LIBRARY_NAME}-torch{torch.__version__}-{'cuda' if with_cuda else 'cpu'}"
 
 
-def load(*, with_cuda: bool | None = None, verbose: bool = False,
-         build_directory: str | os.PathLike | None = None) -> str:
+def load(
+    *,
+    with_cuda: bool | None = None,
+    verbose: bool = False,
+    build_directory: str | os.PathLike | None = None,
+) -> str:
     """Compiles and loads the operator library; returns its path.
 
     Args:
@@ -50,24 +55,29 @@ def load(*, with_cuda: bool | None = None, verbose: bool = False,
     """
     backend = _loader.current()
     if backend.name == "compiled":
-        print(f"mamba_state_ext.jit: {backend.library} already serves mamba_state::update in this "
-              "process (an operator namespace is defined once per process); nothing loaded")
+        print(
+            f"mamba_state_ext.jit: {backend.library} already serves mamba_state::update in this "
+            "process (an operator namespace is defined once per process); nothing loaded"
+        )
         return backend.library
     if not (SOURCE_ROOT / "csrc").is_dir():
-        raise FileNotFoundError(f"mamba_state_ext.jit needs the source tree: no "
-                                f"{SOURCE_ROOT / 'csrc'} (clone the repository, run from there)")
+        raise FileNotFoundError(
+            f"mamba_state_ext.jit needs the source tree: no "
+            f"{SOURCE_ROOT / 'csrc'} (clone the repository, run from there)"
+        )
     if with_cuda is not False:  # None: auto (or MAMBA_STATE_EXT_CUDA); True: required
         with_cuda = build_config.configure_cuda(torch.version.cuda, "1" if with_cuda else None)
     import torch.utils.cpp_extension as cpp_extension
 
     # It reads CUDA_HOME once, at its first import, and may have guessed it before we set it.
-    if with_cuda and cpp_extension.CUDA_HOME != os.environ["CUDA_HOME"]:
+    if with_cuda and os.environ["CUDA_HOME"] != cpp_extension.CUDA_HOME:
         cpp_extension.CUDA_HOME = os.environ["CUDA_HOME"]
     if build_directory is None:
         build_directory = default_build_directory(with_cuda)
     Path(build_directory).mkdir(parents=True, exist_ok=True)
-    sources = [str(SOURCE_ROOT / path) for path in
-               build_config.sources(SOURCE_ROOT, with_cuda=with_cuda, python_module=False)]
+    sources = [
+        str(SOURCE_ROOT / path) for path in build_config.sources(SOURCE_ROOT, with_cuda=with_cuda)
+    ]
     cuda_flags = []
     if with_cuda:
         cuda_flags = build_config.nvcc_flags() + _arch_flags(os.environ["CUDA_HOME"])
@@ -75,14 +85,20 @@ def load(*, with_cuda: bool | None = None, verbose: bool = False,
 
     def build_and_load() -> str:
         cpp_extension.load(
-            name=LIBRARY_NAME, sources=sources, build_directory=str(build_directory),
-            extra_cflags=build_config.cxx_flags(with_cuda), extra_cuda_cflags=cuda_flags,
-            extra_ldflags=build_config.LINK_FLAGS, with_cuda=with_cuda, verbose=verbose,
+            name=LIBRARY_NAME,
+            sources=sources,
+            build_directory=str(build_directory),
+            extra_cflags=build_config.cxx_flags(with_cuda),
+            extra_cuda_cflags=cuda_flags,
+            with_cuda=with_cuda,
+            verbose=verbose,
             is_python_module=False,
         )
         return path
 
     backend = _loader.replace_fallback(build_and_load, "built by mamba_state_ext.jit.load()")
-    print(f"mamba_state_ext.jit: built and loaded {path} "
-          f"({'with' if with_cuda else 'without'} CUDA) in place of the Python fallback")
+    print(
+        f"mamba_state_ext.jit: built and loaded {path} "
+        f"({'with' if with_cuda else 'without'} CUDA) in place of the Python fallback"
+    )
     return path

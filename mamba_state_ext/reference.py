@@ -35,8 +35,9 @@ def loop_update(
     one ``copy_`` per entry and state kind: the per-request form servers started from."""
     states = as_list(states, "states")
     intermediates = as_list(intermediates, "intermediates")
-    for slots, set_steps, offset in _index_sets(dst_slots, steps, step_offset, track_slots,
-                                                track_steps):
+    for slots, set_steps, offset in _index_sets(
+        dst_slots, steps, step_offset, track_slots, track_steps
+    ):
         for n in range(slots.numel()):
             step = int(set_steps[n].item()) + offset
             slot = int(slots[n].item())
@@ -66,8 +67,9 @@ def vectorized_update(
     rows = src_rows
     if rows is None:
         rows = torch.arange(dst_slots.numel(), device=dst_slots.device)
-    for slots, set_steps, offset in _index_sets(dst_slots, steps, step_offset, track_slots,
-                                                track_steps):
+    for slots, set_steps, offset in _index_sets(
+        dst_slots, steps, step_offset, track_slots, track_steps
+    ):
         step = set_steps.to(torch.int64) + offset
         applied = (step >= 0) & (slots >= 0)
         applied_slots, applied_rows, step = slots[applied], rows[applied], step[applied]
@@ -75,8 +77,13 @@ def vectorized_update(
             state[:, applied_slots] = intermediate[:, applied_rows, step].to(state.dtype)
 
 
-def loop_copy_slots(states: TensorOrList, src_slots: torch.Tensor, dst_slots: torch.Tensor, *,
-                    mask: torch.Tensor | None = None) -> None:
+def loop_copy_slots(
+    states: TensorOrList,
+    src_slots: torch.Tensor,
+    dst_slots: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+) -> None:
     """copy_slots one entry at a time: for each n with both slots >= 0 (and mask[n]), every
     kind's ``state[:, dst] = state[:, src]``."""
     for n in range(dst_slots.numel()):

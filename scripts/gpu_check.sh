@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# Everything that needs a GPU, in one call on a bare GPU machine (no internet; torch, nvcc, pytest,
-# hypothesis, triton and compute-sanitizer installed): build for sm_90, the benchmark's GPU presets
-# against SGLang's own kernels, the tests on CUDA tensors (SGLang parity included) and the error
-# cases, and compute-sanitizer on every kernel path and on fuzz cases. About 5 minutes on an H100.
+# Everything that needs a GPU, in one call on a bare GPU machine (no internet; torch, nvcc,
+# pytest, hypothesis, triton, cmake, ninja, cuda-gdb and compute-sanitizer installed), most telling
+# first, each step under its own time limit so that a cut-off run still reports:
 #
-#   bash scripts/gpu_check.sh     # writes under $OUT, else bench/results/<date>-<card>/
+#   1. the wheel built elsewhere (dist/), installed beside this machine's torch; the CUDA tests
+#      that no CPU can run (current stream, graph capture, no host sync), then the error cases in
+#      child processes (a crash: its native frames, from cuda-gdb);
+#   2. the benchmark's GPU presets against SGLang's own kernels (N = 1, 8, 64 and a padded
+#      batch), and the host's issue time (scripts/gpu_timing.py);
+#   3. the variant sweep: the kernel's compile-time switches (csrc/grid/grid.h), each built here
+#      and timed against a copy_ of the same bytes in its own run;
+#   4. every test on CUDA tensors, SGLang parity included (and the plugin through SGLang's own
+#      loader where .whl/ carries SGLang and what its import needs), the long fuzz on CUDA;
+#   5. compute-sanitizer (memcheck, racecheck) on every kernel path and on fuzz cases; the SASS.
 #
-# The SGLang wheel (and msgspec's, for its envelope layout) come from build/wheels/: fetch them
-# with `pip download` on a machine with internet and carry that folder. At most 8 files land in
-# the output folder: summary.txt (appended after every step, so a cut-off run still reports),
-# bench.json, bench.png, timing.txt, sass.txt and logs.tar.gz.
+#   COMMIT=$(git rev-parse HEAD) bash scripts/gpu_check.sh   # writes under $OUT
+#
+# Carry dist/ (the wheel: pip wheel --no-build-isolation --no-deps -w dist . with
+# TORCH_CUDA_ARCH_LIST=9.0), build/wheels/ (SGLang's wheel, whose kernels the parity tests and the
+# benchmark read) and .whl/ (msgspec, for SGLang's envelope layout; SGLang for this Python and
+# its import's packages, for the plugin). At most 8 files land in $OUT: summary.txt (appended after
+# every step), bench.json, bench.png, timing.txt, variants.txt, sass.txt, logs.tar.gz.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+REPO=$PWD
 
 PYTHON=${PYTHON:-python3}
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 | tr ' ' '-')
@@ -21,6 +33,7 @@ logs=$(mktemp -d)
 summary=$OUT/summary.txt
 : >"$summary"
 pack_logs() { tar -C "$logs" -czf "$OUT/logs.tar.gz" . 2>/dev/null; }
+export PYTHONUNBUFFERED=1 MAMBA_STATE_EXT_COMMIT=${COMMIT:-unknown}
 
 # step NAME LOG SECONDS COMMAND...: run under a time limit, log, append the outcome to summary.
 step() {
@@ -40,70 +53,123 @@ step() {
 
 {
   date -u +"%F %T UTC"
+  echo "commit $MAMBA_STATE_EXT_COMMIT"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv,noheader
   "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
   nvcc --version | tail -n 2
 } 2>&1 | tee -a "$summary"
 
-# Wheels the machine lacks (msgspec), installed aside; the SGLang wheel is read where it lies.
-if ls build/wheels/msgspec-*.whl >/dev/null 2>&1; then
-  "$PYTHON" -m pip install -q --no-index --no-deps --target /tmp/site build/wheels/msgspec-*.whl \
+# Wheels the machine lacks, installed aside; the SGLang wheel in build/wheels/ is read where it is.
+if ls .whl/*.whl >/dev/null 2>&1; then
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 
-# Editable, so that the tests run from this directory import the library built here.
-export MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0 MAMBA_STATE_EXT_CUDA=1
-step build build.log 200 "$PYTHON" -m pip install --no-index --no-deps --no-build-isolation -e . \
-  || exit 1
+# The variants of step 3 build in the background meanwhile: name, presets timed, switches.
+variants=(
+  "bulk qwen3-next-tp4,sglang-qwen3-next-tp4 MAMBA_STATE_BULK_COPY=1"
+  "units8 qwen3-next-tp4,sglang-qwen3-next-tp4 MAMBA_STATE_UNITS_PER_THREAD=8 MAMBA_STATE_MIN_BLOCKS_PER_SM=1"
+  "window1.6 sglang-qwen3-next-tp4 MAMBA_STATE_WINDOW_TILE_WEIGHT=1.6"
+)
+for variant in "${variants[@]}"; do
+  read -r name _ defines <<<"$variant"
+  MAX_JOBS=4 timeout 300 "$PYTHON" scripts/build_variant.py "build/variants/$name" $defines \
+    >"$logs/variant-$name-build.log" 2>&1 &
+done
+
+# 1. The wheel, under this machine's torch; the tests run from outside the source tree, so that
+# they import it.
+step "install the wheel" install.log 60 "$PYTHON" -m pip install --no-index --no-deps \
+  --force-reinstall dist/mamba_state_ext-*.whl || exit 1
 export MAMBA_STATE_EXT_BACKEND=compiled
+cd /tmp
 step backend backend.log 60 "$PYTHON" -c "
 import mamba_state_ext
 print(mamba_state_ext.backend())
+assert 'site-packages' in mamba_state_ext.__file__, mamba_state_ext.__file__
 assert mamba_state_ext.backend().cuda == 'compiled', 'the CUDA kernel is not what serves CUDA'"
+step "tests: stream, graph capture, no host sync" tests-launch.log 120 "$PYTHON" -m pytest \
+  "$REPO/tests/test_torch_integration.py" -q -p no:cacheprovider -k cuda
+step "tests: error cases in child processes" tests-errors.log 120 "$PYTHON" -m pytest \
+  "$REPO/tests/test_errors.py" -q -p no:cacheprovider -k child
+grep -E "passed|failed" "$logs/tests-errors.log" | tail -n 1 | tee -a "$summary"
+# A case that killed its process: its native frames. (cuda-gdb debugs host code too.)
+for device in cpu cuda; do
+  (cd "$REPO/tests" && timeout 60 "$PYTHON" -X faulthandler error_child.py "$device" 0 \
+    >"$logs/child-$device.jsonl" 2>&1) && continue
+  crashed=$(cd "$REPO/tests" && "$PYTHON" -c "
+import json, sys
+from error_cases import CASES, OP
+cases = [(c.op, c.id) for c in CASES if OP in c.surfaces]
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')]
+print(cases.index((lines[-1]['op'], lines[-1]['case'])))" "$logs/child-$device.jsonl")
+  echo "error case $crashed on $device killed its process: backtrace in crash-$device.log" \
+    | tee -a "$summary"
+  (cd "$REPO/tests" && timeout 120 cuda-gdb -batch -ex run -ex bt -ex "info sharedlibrary" \
+    --args "$PYTHON" error_child.py "$device" "$crashed" >"$logs/crash-$device.log" 2>&1)
+  pack_logs
+done
 
-# Most telling first, in case the lease runs short: benchmark, tests, then the sanitizers.
-step benchmark bench.txt 150 "$PYTHON" -m mamba_state_ext.bench --device cuda \
+# 2. The benchmark, and where a commit's host time goes.
+step benchmark bench.txt 240 "$PYTHON" -m mamba_state_ext.bench --device cuda \
   --preset qwen3-next-tp4 sglang-qwen3-next-tp4 --n 1 8 64 --padded 8 \
+  --sglang-wheel "$(ls "$REPO"/build/wheels/sglang-*.whl | head -n 1)" \
   --json "$OUT/bench.json" --plot "$OUT/bench.png"
-grep -E "^preset|^ +[0-9/]+ |target|note" "$logs/bench.txt" | tee -a "$summary"
-# Each kind alone, the host's issue time, and the time of a call on an idle GPU.
-step timing timing.txt 90 "$PYTHON" scripts/gpu_timing.py --reps 20
+grep -E "^preset|^ +[0-9/]+ |target|note|host cost" "$logs/bench.txt" | tee -a "$summary"
+step timing timing.txt 120 "$PYTHON" "$REPO/scripts/gpu_timing.py" --reps 20 \
+  --sglang-wheel "$(ls "$REPO"/build/wheels/sglang-*.whl | head -n 1)"
 cp "$logs/timing.txt" "$OUT/timing.txt"
 
-# The tests on CUDA tensors (their ids name cuda; CI runs the rest), then the operator's error
-# cases apart: one of them crashed the interpreter on torch 2.11 (SIGSEGV), which must not hide
-# the other results.
-step tests tests.log 150 "$PYTHON" -m pytest tests -q --maxfail=10 -m "not build" -k cuda \
-  -p no:cacheprovider
-grep -E "passed|failed" "$logs/tests.log" | tail -n 1 | tee -a "$summary"
-# On a crash, the native frames too (faulthandler would take the signal first: off here).
-segv_preload=()
-cc -shared -fPIC -o "$logs/segv_backtrace.so" scripts/segv_backtrace.c 2>/dev/null \
-  && segv_preload=(env LD_PRELOAD="$logs/segv_backtrace.so")
-step "tests: error cases" tests-errors.log 60 "${segv_preload[@]}" "$PYTHON" -m pytest \
-  tests/test_errors.py -q -p no:cacheprovider -p no:faulthandler
-grep -E "passed|failed|Fatal" "$logs/tests-errors.log" | tail -n 1 | tee -a "$summary"
+# 3. The variant sweep: each variant of the kernel's switches (built in the background since the
+# start), timed beside copy_ in its own run; the kernel as it is was timed in step 2.
+wait
+: >"$OUT/variants.txt"
+for variant in "${variants[@]}"; do
+  read -r name presets defines <<<"$variant"
+  library=$(tail -n 1 "$logs/variant-$name-build.log")
+  if [ ! -f "$library" ]; then
+    echo "variant $name: build FAILED (see variant-$name-build.log)" | tee -a "$summary"
+    continue
+  fi
+  step "variant $name" "variant-$name.txt" 90 env MAMBA_STATE_EXT_LIBRARY="$library" \
+    "$PYTHON" -m mamba_state_ext.bench --device cuda --preset ${presets//,/ } --n 8 64 \
+    --methods mamba_state copy --reps 30
+  { echo "== $name ($defines)"; grep -E "^preset|^ +[0-9]+ +(mamba_state|copy)|share of copy" \
+      "$logs/variant-$name.txt"; } >>"$OUT/variants.txt"
+  (cd "$REPO" && "$PYTHON" scripts/check_sass.py --arch 9.0 --define $defines) \
+    >>"$OUT/variants.txt" 2>&1
+done
+cat "$OUT/variants.txt" >>"$summary"
 
-# compute-sanitizer on this project's kernel only; one cudaMalloc per tensor, so that an access
+# 4. Every test on CUDA tensors (their ids name cuda; CI runs the rest), the plugin on CUDA
+# tensors through SGLang's own loader, and the long fuzz.
+step tests tests.log 240 "$PYTHON" -m pytest "$REPO/tests" -q --maxfail=10 -m "not build" \
+  -k cuda -p no:cacheprovider
+grep -E "passed|failed" "$logs/tests.log" | tail -n 1 | tee -a "$summary"
+step "SGLang plugin on CUDA tensors" plugin.log 120 env -C "$REPO/tests" TRITON_INTERPRET=0 \
+  SGLANG_PARITY=1 SGLANG_DEVICE=cuda "$PYTHON" sglang_plugin_child.py
+tail -n 1 "$logs/plugin.log" | tee -a "$summary"
+step "fuzz, long profile, on CUDA" fuzz-long.log 180 env MAMBA_STATE_EXT_FUZZ=long "$PYTHON" \
+  -m pytest "$REPO/tests/test_fuzz.py" -q -p no:cacheprovider -k "test_cuda and op"
+
+# 5. compute-sanitizer on this project's kernel only; one cudaMalloc per tensor, so that an access
 # past a tensor is past an allocation. racecheck: the kernel shares its live-task list through
-# shared memory between barriers. (A command, not a function: timeout runs commands.)
+# shared memory between barriers.
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-sanitize=(env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$sanitizer" --kernel-name kns=update_kernel
+sanitize=(env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$sanitizer" --kernel-name kns=copy_kernel
           --error-exitcode 1)
 if [ -x "$sanitizer" ] && "$sanitizer" --version >/dev/null 2>&1; then
   for tool in memcheck racecheck; do
-    step "sanitizer $tool" "sanitizer-$tool.log" 60 "${sanitize[@]}" --tool "$tool" "$PYTHON" \
-      scripts/sanitizer_cases.py
+    step "sanitizer $tool" "sanitizer-$tool.log" 90 "${sanitize[@]}" --tool "$tool" "$PYTHON" \
+      "$REPO/scripts/sanitizer_cases.py"
   done
-  step "sanitizer memcheck, fuzz cases" sanitizer-fuzz.log 60 env MAMBA_STATE_EXT_FUZZ=sanitizer \
-    "${sanitize[@]}" --tool memcheck "$PYTHON" -m pytest tests/test_fuzz.py -q \
-    -p no:cacheprovider -k "test_cuda and op"
+  step "sanitizer memcheck, fuzz cases" sanitizer-fuzz.log 120 env \
+    MAMBA_STATE_EXT_FUZZ=sanitizer "${sanitize[@]}" --tool memcheck "$PYTHON" -m pytest \
+    "$REPO/tests/test_fuzz.py" -q -p no:cacheprovider -k "test_cuda and op"
 else
   echo "sanitizers: unavailable (no working compute-sanitizer on this machine)" | tee -a "$summary"
 fi
-
-# The kernel's resources and SASS as built here.
-step sass sass.txt 40 "$PYTHON" scripts/check_sass.py --arch 9.0
+step sass sass.txt 60 env -C "$REPO" "$PYTHON" scripts/check_sass.py --arch 9.0
 cp "$logs/sass.txt" "$OUT/sass.txt"
 
 echo "::: summary ($OUT)"

@@ -30,19 +30,31 @@ from mamba_state_ext.bench.timing import sleep_cycles_covering, sleep_cycles_per
 def kind_only(k: int):
     def call(w: bench.Workload, i: int) -> None:
         s = w.index_sets[i]
-        torch.ops.mamba_state.update([w.states[k]], [s.caches[k]], s.slots, s.steps, s.rows, 0,
-                                     None, s.track_slots, s.track_steps)
+        torch.ops.mamba_state.update(
+            [w.states[k]],
+            [s.caches[k]],
+            s.slots,
+            s.steps,
+            s.rows,
+            0,
+            None,
+            s.track_slots,
+            s.track_steps,
+        )
+
     return call
 
 
 def raw_op(w: bench.Workload, i: int) -> None:
     s = w.index_sets[i]
-    torch.ops.mamba_state.update(w.states, s.caches, s.slots, s.steps, s.rows, 0, None,
-                                 s.track_slots, s.track_steps)
+    torch.ops.mamba_state.update(
+        w.states, s.caches, s.slots, s.steps, s.rows, 0, None, s.track_slots, s.track_steps
+    )
 
 
-def time_call(call, workload: bench.Workload, reps: int,
-              cycles_per_second: float) -> tuple[float, float, float]:
+def time_call(
+    call, workload: bench.Workload, reps: int, cycles_per_second: float
+) -> tuple[float, float, float]:
     """Medians in microseconds: (idle, device, host)."""
     torch.cuda.synchronize()
     started = time.perf_counter()
@@ -72,15 +84,21 @@ def time_call(call, workload: bench.Workload, reps: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", nargs="+", default=["qwen3-next-tp4", "sglang-qwen3-next-tp4"],
-                        choices=bench.PRESETS)
+    parser.add_argument(
+        "--preset",
+        nargs="+",
+        default=["qwen3-next-tp4", "sglang-qwen3-next-tp4"],
+        choices=bench.PRESETS,
+    )
     parser.add_argument("--n", nargs="+", type=int, default=[1, 8, 64])
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--sglang-wheel")
     args = parser.parse_args()
     device = torch.device("cuda", torch.cuda.current_device())
-    print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}; "
-          f"{mamba_state_ext.backend()}")
+    print(
+        f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}; "
+        f"{mamba_state_ext.backend()}"
+    )
     methods = {
         "mamba_state": bench.METHODS["mamba_state"][0],
         "op": raw_op,
@@ -98,8 +116,10 @@ def main() -> None:
     for name in args.preset:
         preset = bench.PRESETS[name]
         print(f"\n{name}: {preset.bytes_per_entry() / bench.MIB:.2f} MiB per entry")
-        print(f"{'N':>4}  {'method':<19}{'idle us':>9}{'device us':>11}{'host us':>9}"
-              f"{'device GB/s':>13}")
+        print(
+            f"{'N':>4}  {'method':<19}{'idle us':>9}{'device us':>11}{'host us':>9}"
+            f"{'device GB/s':>13}"
+        )
         for n in args.n:
             workload = bench.Workload(preset, n, device)
             for method, call in methods.items():

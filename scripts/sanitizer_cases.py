@@ -13,13 +13,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 
 import mamba_state_ext
 from mamba_state_ext.reference import loop_update
-from mamba_state_ext.testing import (
-    FLOAT_PAIRS, RAW_DTYPES, assert_same_bits, make_indices, make_intermediate, make_pool,
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from builders import (
+    FLOAT_PAIRS,
+    RAW_DTYPES,
+    assert_same_bits,
+    make_indices,
+    make_intermediate,
+    make_pool,
 )
 
 LAYERS, SLOTS, ROWS, STEPS = 2, 9, 5, 4
@@ -28,12 +36,17 @@ LAYERS, SLOTS, ROWS, STEPS = 2, 9, 5, 4
 def run_case(device, kinds, *, index_dtype=torch.int64, bad_entry=False, seed=0):
     """kinds: (entry, state dtype, intermediate dtype, state layout, intermediate layout)."""
     generator = torch.Generator().manual_seed(seed)
-    pools = [make_pool((LAYERS, SLOTS, *entry), dst, dst_layout, generator, device)
-             for entry, dst, _, dst_layout, _ in kinds]
-    caches = [make_intermediate((LAYERS, ROWS, STEPS, *entry), src, src_layout, generator, device)
-              for entry, _, src, _, src_layout in kinds]
-    slots, steps, rows = make_indices(ROWS, SLOTS, ROWS, STEPS, generator, device=device,
-                                      index_dtypes=(index_dtype,) * 3)
+    pools = [
+        make_pool((LAYERS, SLOTS, *entry), dst, dst_layout, generator, device)
+        for entry, dst, _, dst_layout, _ in kinds
+    ]
+    caches = [
+        make_intermediate((LAYERS, ROWS, STEPS, *entry), src, src_layout, generator, device)
+        for entry, _, src, _, src_layout in kinds
+    ]
+    slots, steps, rows = make_indices(
+        ROWS, SLOTS, ROWS, STEPS, generator, device=device, index_dtypes=(index_dtype,) * 3
+    )
     if bad_entry:  # entry 0 points past the pool: applied nowhere, reported in entry_status
         slots[0], steps[0], rows[0] = SLOTS + 3, 0, 0
     if device == "cpu" and bad_entry:
@@ -43,8 +56,9 @@ def run_case(device, kinds, *, index_dtype=torch.int64, bad_entry=False, seed=0)
     good[0] = not bad_entry
     loop_update([p.view for p in expected], caches, slots[good], steps[good], rows[good])
     status = torch.full((ROWS,), -1, dtype=torch.int32, device=device)
-    torch.ops.mamba_state.update([p.view for p in pools], caches, slots, steps, rows,
-                                 entry_status=status)
+    torch.ops.mamba_state.update(
+        [p.view for p in pools], caches, slots, steps, rows, entry_status=status
+    )
     for pool, reference in zip(pools, expected):
         assert_same_bits(pool.parent, reference.parent)
     expected_status = [1 if (n == 0 and bad_entry) else 0 for n in range(ROWS)]
@@ -63,15 +77,24 @@ def main() -> int:
             cases += 1
     for dst_layout in ("contiguous", "sliced", "permuted"):
         for src_layout in ("contiguous", "sliced", "permuted", "window"):
-            run_case(device, [((6, 4), torch.float32, torch.bfloat16, dst_layout, src_layout)],
-                     seed=cases)
+            run_case(
+                device,
+                [((6, 4), torch.float32, torch.bfloat16, dst_layout, src_layout)],
+                seed=cases,
+            )
             cases += 1
     for index_dtype in (torch.int32, torch.int64):
-        run_case(device, [((3, 16), torch.bfloat16, torch.bfloat16, "contiguous", "window")],
-                 index_dtype=index_dtype, bad_entry=True, seed=cases)
+        run_case(
+            device,
+            [((3, 16), torch.bfloat16, torch.bfloat16, "contiguous", "window")],
+            index_dtype=index_dtype,
+            bad_entry=True,
+            seed=cases,
+        )
         cases += 1
-    many_kinds = [((k + 1, 8), torch.float32, torch.float16, "contiguous", "contiguous")
-                  for k in range(10)]
+    many_kinds = [
+        ((k + 1, 8), torch.float32, torch.float16, "contiguous", "contiguous") for k in range(10)
+    ]
     run_case(device, many_kinds, bad_entry=True, seed=cases)
     cases += 1
     print(f"{cases} cases agree with the reference on {device}")

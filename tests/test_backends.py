@@ -1,16 +1,19 @@
 """How the op comes to exist: the compiled library or the Python fallback, what backend() says,
 and that both backends compute the same thing."""
 
+import dataclasses
 import json
+import shutil
 import types
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import COMPILED, run_python
 
 import mamba_state_ext
-from helpers import COMPILED, run_python
 from mamba_state_ext import _loader, fallback
+from mamba_state_ext.calls import CopySlotsCall, UpdateCall
 
 
 @COMPILED
@@ -23,7 +26,7 @@ def test_compiled_schema_is_the_fallback_schema(name):
 @COMPILED
 def test_backend_reports_build_facts():
     backend = mamba_state_ext.backend()
-    assert backend.build["torch"] == torch.__version__.split("+")[0]
+    assert backend.build["target"] == build_flags()["torch_target"]
     if backend.build["cuda"] == "none":
         assert backend.cuda in ("python", "none")
     else:
@@ -33,6 +36,31 @@ def test_backend_reports_build_facts():
     assert "compiled" in str(backend)
     # The facts come from the library's own operator, which C++ servers call too.
     assert _loader.parse_build_info(torch.ops.mamba_state.build_info()) == backend.build
+
+
+def build_flags():
+    return json.loads((Path(_loader.__file__).parent / "build_flags.json").read_text())
+
+
+def test_pyproject_requires_the_targeted_torch():
+    """pyproject.toml asks for the torch the library targets (build_flags.json), to build and
+    to run."""
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    floor = f'"torch>={build_flags()["torch_target"]}"'
+    assert pyproject.count(floor) == 2, "build-system.requires and project.dependencies"
+
+
+@pytest.mark.parametrize("name,call", [("update", UpdateCall), ("copy_slots", CopySlotsCall)])
+def test_the_call_descriptions_follow_the_schemas(name, call):
+    """calls.UpdateCall and CopySlotsCall: the schema's arguments, in order, with its defaults."""
+    schema = torch._C.parse_schema("mamba_state::" + fallback.SCHEMAS[name])
+    fields = dataclasses.fields(call)
+    assert [f.name for f in fields] == [argument.name for argument in schema.arguments]
+    for field, argument in zip(fields, schema.arguments):
+        has_default = field.default is not dataclasses.MISSING
+        assert has_default == argument.has_default_value(), field.name
+        if has_default:
+            assert field.default == argument.default_value, field.name
 
 
 SCENARIO = """
@@ -82,35 +110,65 @@ def test_invalid_backend_choice():
 
 def test_missing_library_says_why():
     missing = "/nonexistent/libmamba_state_ops.so"
-    process = run_python("import mamba_state_ext", MAMBA_STATE_EXT_BACKEND="compiled",
-                         MAMBA_STATE_EXT_LIBRARY=missing)
+    process = run_python(
+        "import mamba_state_ext",
+        MAMBA_STATE_EXT_BACKEND="compiled",
+        MAMBA_STATE_EXT_LIBRARY=missing,
+    )
     assert process.returncode != 0
     assert f"MAMBA_STATE_EXT_LIBRARY={missing} failed to load" in process.stderr
-    process = run_python("import mamba_state_ext; print(mamba_state_ext.backend())",
-                         MAMBA_STATE_EXT_BACKEND="auto", MAMBA_STATE_EXT_LIBRARY=missing)
+    process = run_python(
+        "import mamba_state_ext; print(mamba_state_ext.backend())",
+        MAMBA_STATE_EXT_BACKEND="auto",
+        MAMBA_STATE_EXT_LIBRARY=missing,
+    )
     assert process.returncode == 0, process.stderr
     assert process.stdout.startswith("python") and missing in process.stdout
 
 
-def test_library_from_another_torch_says_rebuild():
-    error = OSError("_C.so: undefined symbol: _ZN3c104impl3cow11cow_deleterEPv")
-    message = _loader._explain(error, "the compiled library mamba_state_ext._C")
-    assert "does not match the running torch" in message
-    assert "rebuild it with: pip install --no-build-isolation -e ." in message
-    with pytest.warns(RuntimeWarning, match="built against torch 2.4.0 .* rebuild it with"):
-        _loader._warn_if_other_torch({"torch": "2.4.0"})
+def test_an_older_torch_gets_the_fallback_and_the_reason(monkeypatch):
+    monkeypatch.setattr(_loader, "torch_version", lambda: (2, 9))
+    with pytest.raises(
+        ImportError,
+        match=r"torch .* is older than 2\.10, the oldest torch the "
+        r"compiled library supports; upgrade torch",
+    ):
+        _loader._load_library()
 
 
-def test_unbuilt_library_says_build():
-    message = _loader._explain(ModuleNotFoundError("No module named 'mamba_state_ext._C'"),
-                               "the compiled library mamba_state_ext._C")
-    assert "is not built" in message and "build it with: pip install" in message
+def test_a_library_for_a_newer_torch_says_so():
+    error = OSError("_C.abi3.so: undefined symbol: torch_new_shim_of_2_99")
+    message = _loader._explain(error, "the compiled library _C.abi3.so")
+    assert "needs a newer torch than" in message and "built for torch 2.10 or later" in message
+
+
+def test_a_cuda_build_under_a_cpu_torch_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(_loader.torch.version, "cuda", None)
+    error = OSError("libtorch_cuda.so: cannot open shared object file: No such file or directory")
+    message = _loader._explain(error, "the compiled library _C.abi3.so")
+    assert "is a CUDA build" in message and "install a CUDA build of torch" in message
+    assert "MAMBA_STATE_EXT_CUDA=0" in message
+
+
+def test_unbuilt_library_says_build(monkeypatch):
+    monkeypatch.setattr(_loader, "package_library", lambda: None)
+    monkeypatch.delenv(_loader.LIBRARY_ENV, raising=False)
+    with pytest.raises(ImportError, match="is not built; build it with: pip install"):
+        _loader._load_library()
 
 
 def test_build_facts_are_readable():
-    assert _loader.parse_build_info("torch=2.14.1;cuda=12080;archs=800,900,1000") == {
-        "torch": "2.14.1", "cuda": "12.8", "archs": "8.0,9.0,10.0"}
-    assert _loader.parse_build_info("torch=2.5.1;cuda=none") == {"torch": "2.5.1", "cuda": "none"}
+    assert _loader.parse_build_info("torch=2.14.1;target=2.10;cuda=12080;archs=800,900,1000") == {
+        "torch": "2.14.1",
+        "target": "2.10",
+        "cuda": "12.8",
+        "archs": "8.0,9.0,10.0",
+    }
+    assert _loader.parse_build_info("torch=2.10.0;target=2.10;cuda=none") == {
+        "torch": "2.10.0",
+        "target": "2.10",
+        "cuda": "none",
+    }
 
 
 def test_a_library_of_another_version_is_named(monkeypatch):
@@ -118,6 +176,30 @@ def test_a_library_of_another_version_is_named(monkeypatch):
     what to do, not an AttributeError."""
     no_operator = types.SimpleNamespace(ops=types.SimpleNamespace(mamba_state=object()))
     monkeypatch.setattr(_loader, "torch", no_operator)
-    with pytest.raises(RuntimeError, match="has no mamba_state::build_info operator: it was built "
-                                           "from another version of mamba_state_ext; rebuild"):
+    with pytest.raises(
+        RuntimeError,
+        match="has no mamba_state::build_info operator: it was built "
+        "from another version of mamba_state_ext; rebuild",
+    ):
         _loader._read_build_info("MAMBA_STATE_EXT_LIBRARY=/old/libmamba_state_ops.so")
+
+
+@COMPILED
+def test_a_second_copy_of_the_library_registers_nothing(tmp_path):
+    """Two copies of the library in one process (the package's and a CMake build, say): the
+    second says so and registers nothing; the first goes on serving. (torch::stable's own
+    registration macros crash the process here.)"""
+    copy = tmp_path / "second_copy.so"
+    shutil.copy(mamba_state_ext.backend().library, copy)
+    process = run_python(f"""
+        import torch, mamba_state_ext
+        torch.ops.load_library({str(copy)!r})
+        states, caches = [torch.zeros(2, 5, 3)], [torch.randn(2, 3, 4, 3)]
+        torch.ops.mamba_state.update(states, caches, torch.tensor([4]), torch.tensor([2]))
+        assert torch.equal(states[0][:, 4], caches[0][:, 0, 2])
+        print("served")
+    """)
+    assert process.returncode == 0, process.stderr
+    assert "served" in process.stdout
+    assert f"{copy} registers nothing" in process.stderr
+    assert "the operator namespace mamba_state is defined already" in process.stderr

@@ -5,23 +5,62 @@ import json
 
 import pytest
 
+import mamba_state_ext
 from mamba_state_ext import bench
 
-JSON_KEYS = {"device", "card", "torch", "threads", "date", "results"}
-RESULT_KEYS = {"preset", "n", "live", "method", "median_us", "host_us", "bytes", "gbps",
-               "extra_mib"}
+# What a result describes: machine, torch, the build and commit of mamba_state_ext.
+JSON_KEYS = {
+    "device",
+    "card",
+    "torch",
+    "torch_cuda",
+    "threads",
+    "date",
+    "version",
+    "commit",
+    "backend",
+    "backend_cuda",
+    "build",
+    "host_cost",
+    "results",
+}
+RESULT_KEYS = {
+    "preset",
+    "n",
+    "live",
+    "method",
+    "median_us",
+    "host_us",
+    "bytes",
+    "gbps",
+    "extra_mib",
+}
 
 
 def test_quick_run_on_cpu(tmp_path, capsys):
     json_path, plot_path = tmp_path / "results.json", tmp_path / "plot.png"
     # 4 of the 36 layers: small enough that no method passes the quick run's time budget
     # (which would skip it), whatever the backend and the machine.
-    code = bench.main(["--quick", "--device", "cpu", "--layers", "4", "--json", str(json_path),
-                       "--plot", str(plot_path)])
+    code = bench.main(
+        [
+            "--quick",
+            "--device",
+            "cpu",
+            "--layers",
+            "4",
+            "--json",
+            str(json_path),
+            "--plot",
+            str(plot_path),
+        ]
+    )
     output = capsys.readouterr().out
     assert code == 0, output
     report = json.loads(json_path.read_text())
     assert set(report) == JSON_KEYS and report["device"] == "cpu"
+    assert report["version"] and report["backend"] == mamba_state_ext.backend().name
+    assert report["build"] == mamba_state_ext.backend().build
+    assert report["host_cost"]["raw"] > 0 and report["host_cost"]["raw_vs_copy_1"] > 0
     assert all(set(result) == RESULT_KEYS for result in report["results"])
     measured = {(r["n"], r["method"]) for r in report["results"]}
     cpu_methods = ["loop", "vectorized", "mamba_state", "copy"]
@@ -40,37 +79,107 @@ def test_a_wrong_result_fails_the_run(monkeypatch, capsys):
         workload.states[0][:, workload.index_sets[index_set].slots] += 1
 
     monkeypatch.setitem(bench.METHODS, "mamba_state", (broken, True))
-    code = bench.main(["--device", "cpu", "--preset", "small", "--n", "2", "--reps", "3",
-                       "--methods", "vectorized", "mamba_state"])
+    code = bench.main(
+        [
+            "--device",
+            "cpu",
+            "--preset",
+            "small",
+            "--n",
+            "2",
+            "--reps",
+            "3",
+            "--methods",
+            "vectorized",
+            "mamba_state",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "N=2 mamba_state: FAILED: result differs from the reference" in captured.err
-    assert "mamba_state" not in [line.split()[1] for line in captured.out.splitlines()
-                                 if line.strip().startswith("2 ")]
+    assert "mamba_state" not in [
+        line.split()[1] for line in captured.out.splitlines() if line.strip().startswith("2 ")
+    ]
 
 
 def test_layers_override_renames_the_preset(capsys):
-    assert bench.main(["--device", "cpu", "--preset", "small", "--layers", "2", "--n", "1",
-                       "--reps", "3", "--methods", "mamba_state"]) == 0
+    assert (
+        bench.main(
+            [
+                "--device",
+                "cpu",
+                "--preset",
+                "small",
+                "--layers",
+                "2",
+                "--n",
+                "1",
+                "--reps",
+                "3",
+                "--methods",
+                "mamba_state",
+            ]
+        )
+        == 0
+    )
     assert "preset small-2layers: 2 layers" in capsys.readouterr().out
 
 
 def test_track_mode_times_the_full_commit(capsys):
-    assert bench.main(["--device", "cpu", "--preset", "small", "--track", "--n", "3",
-                       "--reps", "3", "--methods", "vectorized", "mamba_state"]) == 0
+    assert (
+        bench.main(
+            [
+                "--device",
+                "cpu",
+                "--preset",
+                "small",
+                "--track",
+                "--n",
+                "3",
+                "--reps",
+                "3",
+                "--methods",
+                "vectorized",
+                "mamba_state",
+            ]
+        )
+        == 0
+    )
     output = capsys.readouterr().out
     assert "preset small+track" in output
-    assert {line.split()[1] for line in output.splitlines() if line.strip().startswith("3 ")} == \
-        {"vectorized", "mamba_state"}
+    assert {line.split()[1] for line in output.splitlines() if line.strip().startswith("3 ")} == {
+        "vectorized",
+        "mamba_state",
+    }
 
 
 def test_sglang_layout_and_padded_batch(capsys):
     """The SGLang preset (window conv cache, batch rows, track copies) and a padded batch: every
     method checked against the reference; sglang's kernels are CUDA only and the table says so."""
-    assert bench.main(["--device", "cpu", "--preset", "sglang-qwen3-next-tp4", "--layers", "2",
-                       "--n", "4", "--padded", "2", "--reps", "3"]) == 0
+    assert (
+        bench.main(
+            [
+                "--device",
+                "cpu",
+                "--preset",
+                "sglang-qwen3-next-tp4",
+                "--layers",
+                "2",
+                "--n",
+                "4",
+                "--padded",
+                "2",
+                "--reps",
+                "3",
+            ]
+        )
+        == 0
+    )
     output = capsys.readouterr().out
     assert "SGLang layouts" in output and "note: sglang: its kernels refuse CPU tensors" in output
     rows = [line.split() for line in output.splitlines() if line.strip()[:1].isdigit()]
-    assert {(row[0], row[1]) for row in rows} >= {("4/2", "mamba_state"), ("2", "mamba_state"),
-                                                 ("4", "vectorized")}
+    assert {(row[0], row[1]) for row in rows} >= {
+        ("4/2", "mamba_state"),
+        ("2", "mamba_state"),
+        ("4", "vectorized"),
+    }

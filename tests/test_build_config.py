@@ -12,14 +12,40 @@ from mamba_state_ext import build_config
 
 
 def test_sources():
-    cpu = build_config.sources(ROOT, with_cuda=False, python_module=False)
-    assert "csrc/cpu/update_cpu.cpp" in cpu and "csrc/torch_bindings.cpp" in cpu
-    assert not any(path.endswith(".cu") for path in cpu)
-    assert "csrc/python_module.cpp" not in cpu
-    full = build_config.sources(ROOT, with_cuda=True, python_module=True)
-    assert set(full) - set(cpu) == {"csrc/cuda/update_cuda.cu", "csrc/python_module.cpp"}
+    cpu = build_config.sources(ROOT, with_cuda=False)
+    assert "csrc/cpu/copy_cpu.cpp" in cpu and "csrc/registration.cpp" in cpu
+    assert not any(path.startswith(("csrc/cuda/", "csrc/grid/")) for path in cpu)
+    full = build_config.sources(ROOT, with_cuda=True)
+    assert set(full) - set(cpu) == {"csrc/cuda/copy_cuda.cu", "csrc/grid/launch_plan.cpp"}
     stems = [Path(path).stem for path in full]
     assert len(stems) == len(set(stems)), "torch's ninja build needs distinct file stems"
+    cuda_dir = {path.name for path in (ROOT / "csrc" / "cuda").iterdir()}
+    assert cuda_dir == {"copy_cuda.cu"}, "csrc/cuda/ holds what nvcc compiles and nothing else"
+
+
+def test_every_translation_unit_targets_the_stable_abi():
+    """TORCH_TARGET_VERSION on every C++ and CUDA translation unit: with it the unstable headers
+    refuse to compile, and the library imports nothing that the targeted torch lacks."""
+    target = build_config.TARGET_DEFINE
+    assert target == "-DTORCH_TARGET_VERSION=0x020a000000000000"
+    assert target in build_config.cxx_flags(False) and target in build_config.cxx_flags(True)
+    assert target in build_config.nvcc_flags()
+
+
+def test_every_constant_reaches_the_cpp_code():
+    """Each value of constants.json becomes a definition that csrc/constants.h requires."""
+    header = (ROOT / "csrc" / "constants.h").read_text()
+    defines = build_config.constant_defines()
+    values = [
+        build_config.CONSTANTS[key]
+        for key in ("max_entry_dims", "overlap_budget", "max_followed_blocks")
+    ]
+    values += list(build_config.CONSTANTS["entry_status"].values())
+    assert [int(define.split("=")[1]) for define in defines] == values
+    for define in defines:
+        name = define.removeprefix("-D").split("=")[0]
+        assert f"defined({name})" in header, f"csrc/constants.h does not require {name}"
+        assert define in build_config.cxx_flags(False) and define in build_config.nvcc_flags()
 
 
 def test_release_architectures_follow_the_toolkit():
@@ -34,7 +60,9 @@ def test_gencode_flags():
         "-gencode=arch=compute_90,code=compute_90",
     ]
     assert build_config.gencode_flags("9.0a 10.0") == [
-        "-gencode=arch=compute_90a,code=sm_90a", "-gencode=arch=compute_100,code=sm_100"]
+        "-gencode=arch=compute_90a,code=sm_90a",
+        "-gencode=arch=compute_100,code=sm_100",
+    ]
     with pytest.raises(ValueError, match="unknown CUDA architecture 'Hopper'"):
         build_config.gencode_flags("Hopper")
 
@@ -55,21 +83,24 @@ def test_cuda_switch(monkeypatch):
 
 
 def test_cmake_reads_the_one_list_of_flags():
-    """CMake reads build_flags.json, as build_config.py does, and keeps no flag of its own; its
-    sources are setup.py's, without the Python module."""
+    """CMake reads build_flags.json and constants.json, as build_config.py does, and keeps no flag
+    of its own; its sources are setup.py's."""
     text = (ROOT / "CMakeLists.txt").read_text()
-    assert "mamba_state_ext/build_flags.json" in text
+    assert "mamba_state_ext/build_flags.json" in text and "mamba_state_ext/constants.json" in text
     for flag in build_config.NVCC_FLAGS + build_config.CXX_FLAGS:
         assert f" {flag}" not in text.replace("# ", ""), f"CMakeLists.txt names {flag} itself"
-    assert "csrc/*.cpp csrc/cpu/*.cpp csrc/cuda/*.cpp" in text and "csrc/cuda/*.cu" in text
-    assert "list(REMOVE_ITEM sources ${CMAKE_CURRENT_SOURCE_DIR}/csrc/python_module.cpp)" in text
+    assert "csrc/*.cpp csrc/cpu/*.cpp" in text and "csrc/grid/*.cpp csrc/cuda/*.cu" in text
 
 
 @pytest.mark.build
 @pytest.mark.skipif(build_config.find_cuda_home() is None, reason="needs a CUDA toolkit (nvcc)")
 def test_kernel_registers_spills_and_vector_accesses():
     """scripts/check_sass.py: no spills or local memory, 128-bit loads and stores, 4 in flight."""
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_sass.py")],
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "check_sass.py")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK: no spills" in result.stdout

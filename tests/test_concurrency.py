@@ -5,9 +5,9 @@ import threading
 
 import pytest
 import torch
+from helpers import CUDA, DEVICES, IMPLEMENTATIONS, assert_same_bits, make_indices
 
 import mamba_state_ext
-from helpers import CUDA, DEVICES, IMPLEMENTATIONS, assert_same_bits, make_indices
 from mamba_state_ext.reference import loop_update
 
 
@@ -16,14 +16,15 @@ def test_disjoint_parts_of_one_buffer_are_accepted(implementation):
     """Pools and caches carved from one allocation, at disjoint addresses: safe, and accepted."""
     buffer = torch.randn(2 * 3 * 8 * 4 + 3 * 4 * 2 * 4)
     pool = buffer[: 2 * 3 * 8 * 4].view(2, 3, 8, 4)[:, :, :5]
-    cache = buffer[2 * 3 * 8 * 4:].view(3, 4, 2, 4)
+    cache = buffer[2 * 3 * 8 * 4 :].view(3, 4, 2, 4)
     state = pool.permute(1, 0, 2, 3)  # [L=3, C=2, 5, 4]... entries of [5, 4]
     cache = cache.unsqueeze(3).expand(3, 4, 2, 5, 4)  # a read-only broadcast source is fine
     expected = buffer.clone()
     expected_state = expected[: 2 * 3 * 8 * 4].view(2, 3, 8, 4)[:, :, :5].permute(1, 0, 2, 3)
     loop_update([expected_state], [cache], torch.tensor([1]), torch.tensor([1]), torch.tensor([3]))
-    IMPLEMENTATIONS[implementation]([state], [cache], torch.tensor([1]), torch.tensor([1]),
-                                    torch.tensor([3]))
+    IMPLEMENTATIONS[implementation](
+        [state], [cache], torch.tensor([1]), torch.tensor([1]), torch.tensor([3])
+    )
     assert_same_bits(buffer, expected)
 
 
@@ -45,7 +46,7 @@ def test_threads_on_disjoint_pools(device):
                 if device == "cuda":
                     torch.cuda.current_stream().synchronize()
                 assert_same_bits(pool, expected)
-        except Exception as error:  # noqa: BLE001 - reported by the main thread
+        except Exception as error:
             errors.append(error)
 
     threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(8)]
@@ -66,8 +67,10 @@ def resident_bytes():
 @pytest.mark.parametrize("implementation", ["op", "fallback"])
 def test_ten_thousand_calls_leave_memory_flat(device, implementation):
     call = IMPLEMENTATIONS[implementation]
-    states = [torch.zeros(2, 8, 16, device=device), torch.zeros(2, 8, 5, 3, device=device,
-                                                                dtype=torch.bfloat16)]
+    states = [
+        torch.zeros(2, 8, 16, device=device),
+        torch.zeros(2, 8, 5, 3, device=device, dtype=torch.bfloat16),
+    ]
     caches = [torch.randn(2, 4, 3, 16, device=device), torch.randn(2, 4, 3, 5, 3, device=device)]
     slots = torch.tensor([6, 1, 3, 0], device=device)
     steps = torch.tensor([2, -1, 0, 1], device=device)
@@ -89,5 +92,6 @@ def test_indices_on_another_device_are_an_error():
     states = [torch.zeros(2, 8, 16, device="cuda")]
     caches = [torch.randn(2, 4, 3, 16, device="cuda")]
     with pytest.raises(ValueError, match=r"dst_slots is on cpu but states\[0\] is on cuda:0"):
-        torch.ops.mamba_state.update(states, caches, torch.tensor([1]),
-                                     torch.tensor([0], device="cuda"))
+        torch.ops.mamba_state.update(
+            states, caches, torch.tensor([1]), torch.tensor([0], device="cuda")
+        )

@@ -13,20 +13,20 @@ import os
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from helpers import (
-    CUDA,
     COMPILED,
+    CUDA,
     FLOAT_PAIRS,
     IMPLEMENTATIONS,
-    PYTHON_MODULE,
     RAW_DTYPES,
     assert_same_bits,
     fill_random,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from mamba_state_ext import checks
+from mamba_state_ext.calls import UpdateCall
 from mamba_state_ext.reference import loop_update
 
 common = dict(deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
@@ -44,16 +44,20 @@ def strided_views(draw, shape, dtype, *, allow_window=False):
     and offset at random; or (allow_window) T overlapping windows over the last entry dim."""
     if allow_window and len(shape) >= 4 and draw(st.booleans()):
         layers, rows, steps, *entry = shape
-        buffer = fill_random(torch.empty(layers, rows, *entry[:-1], entry[-1] + steps - 1,
-                                         dtype=dtype), _generator(draw))
+        buffer = fill_random(
+            torch.empty(layers, rows, *entry[:-1], entry[-1] + steps - 1, dtype=dtype),
+            _generator(draw),
+        )
         stride = list(buffer.stride())
         return buffer, buffer.as_strided(
-            shape, stride[:2] + [stride[-1]] + stride[2:], buffer.storage_offset())
+            shape, stride[:2] + [stride[-1]] + stride[2:], buffer.storage_offset()
+        )
     order = draw(st.permutations(range(len(shape))))
     pads = [draw(st.integers(0, 2)) for _ in shape]
     offsets = [draw(st.integers(0, pad)) for pad in pads]
-    parent = fill_random(torch.empty([shape[d] + pads[d] for d in order], dtype=dtype),
-                         _generator(draw))
+    parent = fill_random(
+        torch.empty([shape[d] + pads[d] for d in order], dtype=dtype), _generator(draw)
+    )
     view = parent[tuple(slice(offsets[d], offsets[d] + shape[d]) for d in order)]
     return parent, view.permute([order.index(d) for d in range(len(shape))])
 
@@ -76,8 +80,13 @@ class Case:
     track_steps: torch.Tensor | None = None
 
     def arguments(self, states=None):
-        return ((self.states if states is None else states), self.intermediates, self.dst_slots,
-                self.steps, self.src_rows)
+        return (
+            (self.states if states is None else states),
+            self.intermediates,
+            self.dst_slots,
+            self.steps,
+            self.src_rows,
+        )
 
     def track(self) -> dict:
         """The track copies, as keyword arguments (none when the case has none)."""
@@ -88,18 +97,27 @@ class Case:
     def to(self, device):
         moved = lambda t: None if t is None else t.to(device)  # noqa: E731
         parents = [p.to(device) for p in self.parents]
-        states = [p.as_strided(s.shape, s.stride(), s.storage_offset())
-                  for p, s in zip(parents, self.states)]
+        states = [
+            p.as_strided(s.shape, s.stride(), s.storage_offset())
+            for p, s in zip(parents, self.states)
+        ]
         intermediates = [  # the same views over moved storages (windows stay windows)
-            i.to(device) if i._base is None else
-            i._base.to(device).as_strided(i.shape, i.stride(), i.storage_offset())
+            i.to(device)
+            if i._base is None
+            else i._base.to(device).as_strided(i.shape, i.stride(), i.storage_offset())
             for i in self.intermediates
         ]
-        return dataclasses.replace(self, parents=parents, states=states,
-                                   intermediates=intermediates, dst_slots=moved(self.dst_slots),
-                                   steps=moved(self.steps), src_rows=moved(self.src_rows),
-                                   track_slots=moved(self.track_slots),
-                                   track_steps=moved(self.track_steps))
+        return dataclasses.replace(
+            self,
+            parents=parents,
+            states=states,
+            intermediates=intermediates,
+            dst_slots=moved(self.dst_slots),
+            steps=moved(self.steps),
+            src_rows=moved(self.src_rows),
+            track_slots=moved(self.track_slots),
+            track_steps=moved(self.track_steps),
+        )
 
 
 @st.composite
@@ -113,8 +131,9 @@ def cases(draw, *, with_bad_entries=False):
         entry = draw(st.lists(st.integers(0, 5), min_size=0, max_size=4))
         dst_dtype, src_dtype = draw(st.sampled_from(DTYPE_PAIRS))
         parent, state = draw(strided_views((layers, slots, *entry), dst_dtype))
-        _, intermediate = draw(strided_views((layers, rows, steps, *entry), src_dtype,
-                                             allow_window=True))
+        _, intermediate = draw(
+            strided_views((layers, rows, steps, *entry), src_dtype, allow_window=True)
+        )
         parents.append(parent)
         states.append(state)
         intermediates.append(intermediate)
@@ -157,8 +176,9 @@ def cases(draw, *, with_bad_entries=False):
     track_slots = track_steps = None
     if draw(st.booleans()):  # track copies into slots the commit does not write
         free = [slot for slot in range(slots) if slot not in entry_slots]
-        track_slots = [free.pop() if free and draw(st.booleans()) else -1
-                       for _ in range(num_entries)]
+        track_slots = [
+            free.pop() if free and draw(st.booleans()) else -1 for _ in range(num_entries)
+        ]
         track_steps = [draw(st.integers(-1, steps - 1)) for _ in range(num_entries)]
         for n in range(num_entries):  # the row is shared: no track copy from a bad or garbage row
             if n in bad or not (0 <= entry_rows[n] < rows):
@@ -166,11 +186,16 @@ def cases(draw, *, with_bad_entries=False):
         track_slots = torch.tensor(track_slots, dtype=index_dtype())
         track_steps = torch.tensor(track_steps, dtype=index_dtype())
     return Case(
-        parents, states, intermediates,
+        parents,
+        states,
+        intermediates,
         torch.tensor(entry_slots, dtype=index_dtype()),
         torch.tensor(entry_steps, dtype=index_dtype()),
         torch.tensor(entry_rows, dtype=index_dtype()) if with_rows else None,
-        step_offset, sorted(bad), track_slots, track_steps,
+        step_offset,
+        sorted(bad),
+        track_slots,
+        track_steps,
     )
 
 
@@ -179,22 +204,41 @@ def expected_result(case: Case):
     good = torch.ones(case.dst_slots.numel(), dtype=torch.bool, device=case.dst_slots.device)
     good[case.bad] = False
     parents = [p.clone() for p in case.parents]
-    states = [p.as_strided(s.shape, s.stride(), s.storage_offset())
-              for p, s in zip(parents, case.states)]
+    states = [
+        p.as_strided(s.shape, s.stride(), s.storage_offset()) for p, s in zip(parents, case.states)
+    ]
     rows = case.src_rows  # the default row is the entry's position: fix it before filtering
     if rows is None:
         rows = torch.arange(case.dst_slots.numel(), device=case.dst_slots.device)
     track = {name: tensor[good] for name, tensor in case.track().items()}
-    loop_update(states, case.intermediates, case.dst_slots[good], case.steps[good], rows[good],
-                step_offset=case.step_offset, **track)
+    loop_update(
+        states,
+        case.intermediates,
+        case.dst_slots[good],
+        case.steps[good],
+        rows[good],
+        step_offset=case.step_offset,
+        **track,
+    )
     return parents
 
 
 def expected_status(case: Case):
     num_slots = case.states[0].shape[1]
     num_rows, num_steps = case.intermediates[0].shape[1:3]
-    index_sets = checks.update_index_sets(case.dst_slots, case.steps, case.src_rows,
-                                          case.step_offset, case.track_slots, case.track_steps)
+    index_sets = checks.update_index_sets(
+        UpdateCall(
+            case.states,
+            case.intermediates,
+            case.dst_slots,
+            case.steps,
+            case.src_rows,
+            case.step_offset,
+            None,
+            case.track_slots,
+            case.track_steps,
+        )
+    )
     status = checks.resolve_all(index_sets, num_slots, num_rows, num_steps)[:, 0]
     return status.sum(0).tolist()  # bad entries have no track copy: no bit is counted twice
 
@@ -203,10 +247,12 @@ def run_without_sync(implementation: str, case: Case):
     """An implementation that cannot raise (CUDA kernels, the CUDA grid): good entries applied,
     bad ones applied nowhere, and entry_status telling which."""
     expected = expected_result(case)
-    status = torch.full((case.dst_slots.numel(),), -1, dtype=torch.int32,
-                        device=case.dst_slots.device)
-    IMPLEMENTATIONS[implementation](*case.arguments(), step_offset=case.step_offset,
-                                    entry_status=status, **case.track())
+    status = torch.full(
+        (case.dst_slots.numel(),), -1, dtype=torch.int32, device=case.dst_slots.device
+    )
+    IMPLEMENTATIONS[implementation](
+        *case.arguments(), step_offset=case.step_offset, entry_status=status, **case.track()
+    )
     for parent, reference in zip(case.parents, expected):
         assert_same_bits(parent, reference)
     assert status.tolist() == expected_status(case)
@@ -221,19 +267,18 @@ def test_cpu(implementation, case):
     if case.bad:
         before = [p.clone() for p in case.parents]
         with pytest.raises(IndexError, match=f"entry {case.bad[0]}: "):
-            IMPLEMENTATIONS[implementation](*case.arguments(), step_offset=case.step_offset,
-                                            **case.track())
+            IMPLEMENTATIONS[implementation](
+                *case.arguments(), step_offset=case.step_offset, **case.track()
+            )
         for parent, snapshot in zip(case.parents, before):
             assert_same_bits(parent, snapshot)
         return
     expected = expected_result(case)
-    IMPLEMENTATIONS[implementation](*case.arguments(), step_offset=case.step_offset,
-                                    **case.track())
+    IMPLEMENTATIONS[implementation](*case.arguments(), step_offset=case.step_offset, **case.track())
     for parent, reference in zip(case.parents, expected):
         assert_same_bits(parent, reference)
 
 
-@PYTHON_MODULE
 @settings(settings.get_profile(PROFILE))
 @given(case=cases(with_bad_entries=True))
 def test_cuda_grid_on_cpu(case):

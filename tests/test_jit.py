@@ -1,7 +1,6 @@
 """mamba_state_ext.jit.load(): the same operator, built in the running process (a notebook)."""
 
 import pytest
-
 from helpers import run_python
 
 BUILD_IN_A_FRESH_PROCESS = """
@@ -25,8 +24,10 @@ BUILD_IN_A_FRESH_PROCESS = """
 
 @pytest.mark.build
 def test_jit_build_replaces_the_fallback(tmp_path):
-    process = run_python(BUILD_IN_A_FRESH_PROCESS.format(build_directory=str(tmp_path)),
-                         MAMBA_STATE_EXT_BACKEND="python")
+    process = run_python(
+        BUILD_IN_A_FRESH_PROCESS.format(build_directory=str(tmp_path)),
+        MAMBA_STATE_EXT_BACKEND="python",
+    )
     assert process.returncode == 0, process.stdout + process.stderr
     assert "built and loaded" in process.stdout and "nothing loaded" in process.stdout
     assert "jit ok" in process.stdout

@@ -12,7 +12,8 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 def test_error_table_is_the_tested_table():
     table = README.split("<!-- errors:begin -->\n")[1].split("<!-- errors:end -->")[0]
     assert table.strip() == error_cases.markdown_table(), (
-        "regenerate the README's error table: python tests/error_cases.py")
+        "regenerate the README's error table: python tests/error_cases.py"
+    )
 
 
 def test_example_runs():

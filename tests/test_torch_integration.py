@@ -3,9 +3,17 @@ CUDA-graph capture, the current stream, the device guard."""
 
 import pytest
 import torch
+from helpers import (
+    COMPILED_CUDA,
+    CUDA,
+    DEVICES,
+    assert_same_bits,
+    make_indices,
+    make_intermediate,
+    make_pool,
+)
 
 import mamba_state_ext
-from helpers import CUDA, DEVICES, assert_same_bits, make_indices, make_intermediate, make_pool
 from mamba_state_ext.reference import loop_update
 
 LAYERS, SLOTS, ROWS, STEPS = 2, 9, 5, 4
@@ -13,20 +21,24 @@ LAYERS, SLOTS, ROWS, STEPS = 2, 9, 5, 4
 
 def make_call(device, seed=0, index_dtype=torch.int64):
     generator = torch.Generator().manual_seed(seed)
-    pools = [make_pool((LAYERS, SLOTS, 4, 8), torch.float32, "contiguous", generator, device),
-             make_pool((LAYERS, SLOTS, 6, 3), torch.bfloat16, "contiguous", generator, device)]
+    pools = [
+        make_pool((LAYERS, SLOTS, 4, 8), torch.float32, "contiguous", generator, device),
+        make_pool((LAYERS, SLOTS, 6, 3), torch.bfloat16, "contiguous", generator, device),
+    ]
     intermediates = [
         make_intermediate((LAYERS, ROWS, STEPS, 4, 8), torch.float32, "sliced", generator, device),
         make_intermediate((LAYERS, ROWS, STEPS, 6, 3), torch.bfloat16, "window", generator, device),
     ]
-    slots, steps, rows = make_indices(ROWS, SLOTS, ROWS, STEPS, generator, device=device,
-                                      index_dtypes=(index_dtype,) * 3)
+    slots, steps, rows = make_indices(
+        ROWS, SLOTS, ROWS, STEPS, generator, device=device, index_dtypes=(index_dtype,) * 3
+    )
     return pools, intermediates, slots, steps, rows
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
-    "variant", ["positional", "all-arguments", "int32-indices", "lengths"],
+    "variant",
+    ["positional", "all-arguments", "int32-indices", "lengths"],
 )
 def test_opcheck(device, variant):
     pools, intermediates, slots, steps, rows = make_call(
@@ -35,8 +47,11 @@ def test_opcheck(device, variant):
     args = ([p.view for p in pools], intermediates, slots, steps)
     kwargs = {}
     if variant == "all-arguments":
-        kwargs = dict(src_rows=rows, step_offset=0,
-                      entry_status=torch.zeros(ROWS, dtype=torch.int32, device=device))
+        kwargs = dict(
+            src_rows=rows,
+            step_offset=0,
+            entry_status=torch.zeros(ROWS, dtype=torch.int32, device=device),
+        )
     elif variant == "lengths":
         args = args[:3] + (steps + 1,)
         kwargs = dict(step_offset=-1)
@@ -53,11 +68,13 @@ def test_compile_fullgraph(device, entry_point):
     @torch.compile(fullgraph=True)
     def commit(states, intermediates, slots, lengths, rows):
         if entry_point == "raw-op":
-            torch.ops.mamba_state.update(states, intermediates, slots, lengths, rows,
-                                         step_offset=-1)
+            torch.ops.mamba_state.update(
+                states, intermediates, slots, lengths, rows, step_offset=-1
+            )
         else:
-            mamba_state_ext.update(states, intermediates, slots, lengths, rows, step_offset=-1,
-                                   check=False)
+            mamba_state_ext.update(
+                states, intermediates, slots, lengths, rows, step_offset=-1, check=False
+            )
 
     commit([p.view for p in pools], intermediates, slots, steps + 1, rows)
     for pool, reference in zip(pools, expected):
@@ -65,21 +82,30 @@ def test_compile_fullgraph(device, entry_point):
 
 
 @CUDA
+@COMPILED_CUDA
 def test_no_host_sync_on_cuda():
+    """The compiled CUDA kernel, through the raw op and the hot-path wrappers, with every host
+    sync an error; then its result. (The Python fallback reads its entries to the host.)"""
     pools, intermediates, slots, steps, rows = make_call("cuda", seed=2)
-    status = torch.empty(ROWS, dtype=torch.int32, device="cuda")
+    expected = [pool.clone() for pool in pools]
+    loop_update([p.view for p in expected], intermediates, slots, steps, rows)
+    status = torch.full((ROWS,), -1, dtype=torch.int32, device="cuda")
+    states = [p.view for p in pools]
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        torch.ops.mamba_state.update([p.view for p in pools], intermediates, slots, steps, rows,
-                                     entry_status=status)
-        mamba_state_ext.update([p.view for p in pools], intermediates, slots, steps, rows,
-                               check=False)
+        torch.ops.mamba_state.update(states, intermediates, slots, steps, rows, entry_status=status)
+        mamba_state_ext.update(states, intermediates, slots, steps, rows, check=False)
+        mamba_state_ext.commit_verified_states(states, intermediates, slots, steps, src_rows=rows)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+    for pool, reference in zip(pools, expected):
+        assert_same_bits(pool.parent, reference.parent)
+    assert status.tolist() == [0] * ROWS
 
 
 @CUDA
+@COMPILED_CUDA
 def test_cuda_graph_replay_with_new_indices():
     pools, intermediates, slots, steps, rows = make_call("cuda", seed=3)
     states = [p.view for p in pools]
@@ -89,8 +115,9 @@ def test_cuda_graph_replay_with_new_indices():
         mamba_state_ext.update(states, intermediates, slots, steps, rows, check=False)
     generator = torch.Generator().manual_seed(4)
     for _ in range(3):
-        new_slots, new_steps, new_rows = make_indices(ROWS, SLOTS, ROWS, STEPS, generator,
-                                                      device="cuda")
+        new_slots, new_steps, new_rows = make_indices(
+            ROWS, SLOTS, ROWS, STEPS, generator, device="cuda"
+        )
         slots.copy_(new_slots), steps.copy_(new_steps), rows.copy_(new_rows)
         expected = [pool.clone() for pool in pools]
         loop_update([p.view for p in expected], intermediates, slots, steps, rows)
@@ -109,8 +136,9 @@ def test_runs_on_the_current_stream():
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         torch.cuda._sleep(50_000_000)  # the op must queue behind this, not run beside it
-        mamba_state_ext.update([p.view for p in pools], intermediates, slots, steps, rows,
-                               check=False)
+        mamba_state_ext.update(
+            [p.view for p in pools], intermediates, slots, steps, rows, check=False
+        )
         done = torch.cuda.Event()
         done.record(side)
     assert not done.query(), "the op finished before the work queued ahead of it on its stream"
@@ -129,5 +157,6 @@ def test_tensors_on_another_device_than_the_current_one():
     for pool, reference in zip(pools, expected):
         assert_same_bits(pool.parent, reference.parent)
     with pytest.raises(ValueError, match="dst_slots is on cuda:0 but states\\[0\\] is on cuda:1"):
-        mamba_state_ext.update([p.view for p in pools], intermediates, slots.to("cuda:0"), steps,
-                               rows)
+        mamba_state_ext.update(
+            [p.view for p in pools], intermediates, slots.to("cuda:0"), steps, rows
+        )

@@ -7,8 +7,9 @@ cache, so that repeats are not served from it. On the CPU a call's time is its w
 GPU it is its device time (CUDA events, with the call queued behind a sleep kernel so that the
 host's issue time stays out), and ``host_us`` is the host's time until the call returns: a Python
 loop or a Triton launcher can cost more there than on the GPU (and ``loop`` and ``vectorized``,
-which read indices to the host, wait there for the GPU, the sleep included). Effective GB/s counts the bytes each call
-must read and write (intermediates read once, pools written once) over the median time. ``copy``
+which read indices to the host, wait there for the GPU, the sleep included). Effective GB/s
+counts the bytes each call must read and write (intermediates read once, pools written once) over
+the median time. ``copy``
 is a plain ``copy_`` of as many bytes: the roofline. A result's ``extra_mib`` is the peak memory
 one call allocates (CUDA only; None on the CPU).
 
@@ -21,5 +22,16 @@ from .methods import METHODS, load_sglang
 from .presets import DEFAULT_N, MIB, PRESETS, QUICK_N, Preset, StateKind
 from .workload import Skip, Workload
 
-__all__ = ["DEFAULT_N", "METHODS", "MIB", "PRESETS", "QUICK_N", "Preset", "Skip", "StateKind",
-           "Workload", "load_sglang", "main"]
+__all__ = [
+    "DEFAULT_N",
+    "METHODS",
+    "MIB",
+    "PRESETS",
+    "QUICK_N",
+    "Preset",
+    "Skip",
+    "StateKind",
+    "Workload",
+    "load_sglang",
+    "main",
+]

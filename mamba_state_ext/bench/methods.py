@@ -10,42 +10,59 @@ import torch
 
 import mamba_state_ext
 from mamba_state_ext import reference
-from mamba_state_ext.integrations import sglang_kernels
 
+from . import sglang_baseline
 from .workload import Workload
 
 
 def _ours(w: Workload, i: int) -> None:
     s = w.index_sets[i]
-    mamba_state_ext.commit_verified_states(w.states, s.caches, s.slots, s.steps, src_rows=s.rows,
-                                           track_indices=s.track_slots,
-                                           steps_to_track=s.track_steps)
+    mamba_state_ext.commit_verified_states(
+        w.states,
+        s.caches,
+        s.slots,
+        s.steps,
+        src_rows=s.rows,
+        track_indices=s.track_slots,
+        steps_to_track=s.track_steps,
+    )
 
 
-def _loop(w: Workload, i: int) -> None:
-    s = w.index_sets[i]
-    reference.loop_update(w.states, s.caches, s.slots, s.steps, s.rows,
-                          track_slots=s.track_slots, track_steps=s.track_steps)
+def _baseline(update):
+    """A baseline of reference.py, which takes update's arguments."""
 
+    def call(w: Workload, i: int) -> None:
+        s = w.index_sets[i]
+        update(
+            w.states,
+            s.caches,
+            s.slots,
+            s.steps,
+            s.rows,
+            track_slots=s.track_slots,
+            track_steps=s.track_steps,
+        )
 
-def _vectorized(w: Workload, i: int) -> None:
-    s = w.index_sets[i]
-    reference.vectorized_update(w.states, s.caches, s.slots, s.steps, s.rows,
-                                track_slots=s.track_slots, track_steps=s.track_steps)
+    return call
 
 
 _sglang_kernels = None
 
 
 def _sglang(w: Workload, i: int) -> None:
-    """SGLang 0.5.23's own scatter_mamba_states_after_mtp_verify (CUDA only)."""
+    """SGLang's own scatter_mamba_states_after_mtp_verify (CUDA only)."""
     s = w.index_sets[i]
     ssm_pool, conv_pool = w.states
     ssm_cache, conv_cache = s.caches
-    caches = types.SimpleNamespace(temporal=ssm_pool, intermediate_ssm=ssm_cache,
-                                   conv=[conv_pool], intermediate_conv_window=[conv_cache])
+    caches = types.SimpleNamespace(
+        temporal=ssm_pool,
+        intermediate_ssm=ssm_cache,
+        conv=[conv_pool],
+        intermediate_conv_window=[conv_cache],
+    )
     _sglang_kernels.scatter_mamba_states_after_mtp_verify(
-        caches, s.slots, s.steps, s.track_slots, s.track_steps, s.rows)
+        caches, s.slots, s.steps, s.track_slots, s.track_steps, s.rows
+    )
 
 
 def _copy(w: Workload, i: int) -> None:
@@ -63,16 +80,16 @@ def load_sglang(device: torch.device, wheel: str | None) -> str | None:
     if device.type != "cuda":
         return "sglang: its kernels refuse CPU tensors (CUDA only)"
     try:
-        _sglang_kernels = sglang_kernels.load_scatter_kernels(wheel)
-    except sglang_kernels.Unavailable as error:
+        _sglang_kernels = sglang_baseline.load_scatter(wheel)
+    except ImportError as error:
         return f"sglang: not loaded: {error}"
     return None
 
 
 # name -> (call, writes the pools). "sglang" and "empty_launch" run on CUDA only.
 METHODS: dict[str, tuple[Callable[[Workload, int], None], bool]] = {
-    "loop": (_loop, True),
-    "vectorized": (_vectorized, True),
+    "loop": (_baseline(reference.loop_update), True),
+    "vectorized": (_baseline(reference.vectorized_update), True),
     "sglang": (_sglang, True),
     "mamba_state": (_ours, True),
     "copy": (_copy, False),

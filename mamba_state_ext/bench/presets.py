@@ -46,20 +46,34 @@ def qwen3_next(tp: int, *, sglang_layout: bool = False) -> Preset:
     """Qwen3-Next-80B-A3B at tensor parallelism tp: 36 linear-attention layers, SSM state
     [32/tp, 128, 128] float32, conv window [8192/tp, 3] bfloat16."""
     name = f"{'sglang-' if sglang_layout else ''}qwen3-next-tp{tp}"
-    return Preset(name, 36, (
-        StateKind("ssm", (32 // tp, 128, 128), torch.float32, torch.float32),
-        StateKind("conv", (8192 // tp, 3), torch.bfloat16, torch.bfloat16),
-    ), sglang_layout=sglang_layout)
+    return Preset(
+        name,
+        36,
+        (
+            StateKind("ssm", (32 // tp, 128, 128), torch.float32, torch.float32),
+            StateKind("conv", (8192 // tp, 3), torch.bfloat16, torch.bfloat16),
+        ),
+        sglang_layout=sglang_layout,
+    )
 
 
-PRESETS = {preset.name: preset for preset in (
-    qwen3_next(4),
-    qwen3_next(1),
-    qwen3_next(4, sglang_layout=True),
-    qwen3_next(1, sglang_layout=True),
-    Preset("small", 8, (StateKind("ssm", (4, 64, 64), torch.float32, torch.float32),
-                        StateKind("conv", (512, 3), torch.bfloat16, torch.bfloat16))),
-)}
+PRESETS = {
+    preset.name: preset
+    for preset in (
+        qwen3_next(4),
+        qwen3_next(1),
+        qwen3_next(4, sglang_layout=True),
+        qwen3_next(1, sglang_layout=True),
+        Preset(
+            "small",
+            8,
+            (
+                StateKind("ssm", (4, 64, 64), torch.float32, torch.float32),
+                StateKind("conv", (512, 3), torch.bfloat16, torch.bfloat16),
+            ),
+        ),
+    )
+}
 DEFAULT_N = {"cuda": (1, 4, 8, 32, 64, 128), "cpu": (1, 4, 8, 16)}
 QUICK_N = {"cuda": (1, 8, 64), "cpu": (1, 8)}
 MAX_INDEX_SETS = 16

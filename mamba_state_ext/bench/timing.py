@@ -38,8 +38,9 @@ def prepare(call, workload: Workload, writes_pools: bool, budget_s: float):
     issued = time.perf_counter() - started
     synchronize(device)
     seconds = time.perf_counter() - started
-    extra_mib = (torch.cuda.max_memory_allocated(device) - base) / MIB \
-        if device.type == "cuda" else None
+    extra_mib = (
+        (torch.cuda.max_memory_allocated(device) - base) / MIB if device.type == "cuda" else None
+    )
     if writes_pools:
         workload.check(0)
     if seconds * 3 > budget_s:
@@ -65,8 +66,9 @@ def sleep_cycles_covering(issue_seconds: float, cycles_per_second: float) -> int
     return int(cycles_per_second * (2 * issue_seconds + 50e-6))
 
 
-def time_interleaved(calls: dict, workload: Workload, reps: dict, warmup: int,
-                     issue_seconds: dict) -> tuple[dict, dict]:
+def time_interleaved(
+    calls: dict, workload: Workload, reps: dict, warmup: int, issue_seconds: dict
+) -> tuple[dict, dict]:
     """Median seconds per call of each method, and median seconds the host took to issue it.
     Methods take turns call by call, so that a machine whose bandwidth drifts (a shared VM) slows
     them alike; consecutive calls use different index sets, so that one method does not find the
@@ -108,11 +110,14 @@ def time_interleaved(calls: dict, workload: Workload, reps: dict, warmup: int,
                 samples[name].append(time.perf_counter() - started)
     synchronize(device)
     if device.type == "cuda":
-        samples = {name: [start.elapsed_time(end) / 1e3 for start, end in events]
-                   for name, events in samples.items()}
+        samples = {
+            name: [start.elapsed_time(end) / 1e3 for start, end in events]
+            for name, events in samples.items()
+        }
     medians = {name: statistics.median(times) for name, times in samples.items()}
-    issue_medians = {name: statistics.median(times) if times else None
-                     for name, times in issue.items()}
+    issue_medians = {
+        name: statistics.median(times) if times else None for name, times in issue.items()
+    }
     return medians, issue_medians
 
 
@@ -122,8 +127,11 @@ def device_description(device: torch.device) -> str:
     cpuinfo = Path("/proc/cpuinfo")
     model = platform.processor() or platform.machine()
     if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.read_text().splitlines()
+            if line.startswith("model name")
+        ]
         model = names[0] if names else model
     return f"{model}, {os.cpu_count()} CPUs"
 
@@ -152,8 +160,9 @@ def run_preset(preset: Preset, cases, methods, device, *, reps, warmup, budget_s
             call, writes_pools = METHODS[method]
             progress(f"[{preset.name}] {label} {method}: checking")
             try:
-                seconds, issue_seconds[method], extra[method] = prepare(call, workload,
-                                                                        writes_pools, budget_s)
+                seconds, issue_seconds[method], extra[method] = prepare(
+                    call, workload, writes_pools, budget_s
+                )
             except Skip as skip:
                 notes.append(f"{label} {method}: {skip}")
                 continue
@@ -164,16 +173,21 @@ def run_preset(preset: Preset, cases, methods, device, *, reps, warmup, budget_s
             method_reps[method] = max(3, min(reps, int(budget_s / max(seconds, 1e-9))))
         if calls:
             progress(f"[{preset.name}] {label}: timing {', '.join(calls)}")
-            medians, issued = time_interleaved(calls, workload, method_reps, warmup,
-                                               issue_seconds)
+            medians, issued = time_interleaved(calls, workload, method_reps, warmup, issue_seconds)
         for method in calls:
-            results.append({
-                "preset": preset.name, "n": num_entries, "live": workload.live, "method": method,
-                "median_us": medians[method] * 1e6,
-                "host_us": None if issued[method] is None else issued[method] * 1e6,
-                "bytes": workload.bytes,
-                "gbps": workload.bytes / medians[method] / 1e9, "extra_mib": extra[method],
-            })
+            results.append(
+                {
+                    "preset": preset.name,
+                    "n": num_entries,
+                    "live": workload.live,
+                    "method": method,
+                    "median_us": medians[method] * 1e6,
+                    "host_us": None if issued[method] is None else issued[method] * 1e6,
+                    "bytes": workload.bytes,
+                    "gbps": workload.bytes / medians[method] / 1e9,
+                    "extra_mib": extra[method],
+                }
+            )
         del workload
         if device.type == "cuda":
             torch.cuda.empty_cache()

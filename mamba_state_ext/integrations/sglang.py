@@ -24,6 +24,10 @@ import torch
 
 from .. import ops
 
+# The SGLang release whose functions these mirror: its signatures and semantics were read, and
+# tests/test_sglang_parity.py runs its kernels beside these.
+VERSION = "0.5.23"
+
 
 def scatter_mamba_states_after_mtp_verify(
     mamba_caches,
@@ -49,8 +53,16 @@ def scatter_mamba_states_after_mtp_verify(
             caches.append(window)
     if not states:
         return
-    ops.update(states, caches, state_indices_tensor, last_correct_step_indices, src_indices_raw,
-               check=False, track_slots=mamba_track_indices, track_steps=mamba_steps_to_track)
+    ops.update(
+        states,
+        caches,
+        state_indices_tensor,
+        last_correct_step_indices,
+        src_indices_raw,
+        check=False,
+        track_slots=mamba_track_indices,
+        track_steps=mamba_steps_to_track,
+    )
 
 
 def track_mamba_states_all_layers(
@@ -67,6 +79,92 @@ def track_mamba_states_all_layers(
     ``mamba_track_indices[n]``: one operator call. Negative slots are skipped whatever
     ``check_freed_slots`` says (it is accepted for the signature's sake)."""
     del check_freed_slots  # always safe here
-    ops.copy_slots([conv_states_pool, ssm_states_pool], cache_indices[:batch_size],
-                   mamba_track_indices[:batch_size], mask=mamba_track_mask[:batch_size],
-                   check=False)
+    _copy_tracked(
+        [conv_states_pool, ssm_states_pool],
+        cache_indices,
+        mamba_track_mask,
+        mamba_track_indices,
+        batch_size,
+    )
+
+
+def _copy_tracked(pools, cache_indices, mamba_track_mask, mamba_track_indices, batch_size):
+    """The first batch_size entries' track copies (a nonzero mask entry tracks)."""
+    if batch_size == 0:
+        return
+    mask = mamba_track_mask[:batch_size]
+    if mask.dtype != torch.bool:
+        mask = mask != 0
+    ops.copy_slots(
+        pools, cache_indices[:batch_size], mamba_track_indices[:batch_size], mask=mask, check=False
+    )
+
+
+def fused_conv_window_scatter_with_mask(
+    dst: torch.Tensor,
+    src: torch.Tensor,
+    dst_indices_raw: torch.Tensor,
+    step_indices_raw: torch.Tensor,
+    src_indices_raw: torch.Tensor | None = None,
+) -> None:
+    """One state kind's commit: ``dst[:, dst_indices_raw[n]] = src[:, src_indices_raw[n],
+    step_indices_raw[n]]`` where the step is ``>= 0`` (source row n by default); ``src`` may be
+    the de-duplicated conv-window cache (an overlapping view)."""
+    if step_indices_raw.shape[0] == 0 or dst.numel() == 0:
+        return
+    ops.update([dst], [src], dst_indices_raw, step_indices_raw, src_indices_raw, check=False)
+
+
+# SGLang's SSM-state scatter has the same signature and semantics: one function serves both.
+fused_mamba_state_scatter_with_mask = fused_conv_window_scatter_with_mask
+
+
+def fused_conv_window_scatter_multi(
+    pairs,
+    dst_indices_raw: torch.Tensor,
+    step_indices_raw: torch.Tensor,
+    dst_indices2_raw: torch.Tensor | None = None,
+    step_indices2_raw: torch.Tensor | None = None,
+) -> None:
+    """Every (pool, window cache) pair's commit, and the second index set's (the track copies),
+    each set reading row n for its entry n: one operator call when the sets have one length."""
+    states = [dst for dst, _ in pairs]
+    caches = [src for _, src in pairs]
+    second = step_indices2_raw is not None and step_indices2_raw.shape[0] > 0
+    if second and step_indices2_raw.shape[0] == step_indices_raw.shape[0]:
+        ops.update(
+            states,
+            caches,
+            dst_indices_raw,
+            step_indices_raw,
+            check=False,
+            track_slots=dst_indices2_raw,
+            track_steps=step_indices2_raw,
+        )
+        return
+    if step_indices_raw.shape[0] > 0:
+        ops.update(states, caches, dst_indices_raw, step_indices_raw, check=False)
+    if second:
+        ops.update(states, caches, dst_indices2_raw, step_indices2_raw, check=False)
+
+
+def track_mamba_states_if_needed(
+    conv_states: torch.Tensor,
+    ssm_states: torch.Tensor,
+    cache_indices: torch.Tensor,
+    mamba_track_mask: torch.Tensor,
+    mamba_track_indices: torch.Tensor,
+    batch_size: int,
+    check_freed_slots: bool = False,
+) -> None:
+    """One layer's track copy: the pools are [C, *E] (a layer of a pool each); as
+    ``track_mamba_states_all_layers``, negative slots are skipped whatever
+    ``check_freed_slots`` says."""
+    del check_freed_slots  # always safe here
+    _copy_tracked(
+        [conv_states.unsqueeze(0), ssm_states.unsqueeze(0)],
+        cache_indices,
+        mamba_track_mask,
+        mamba_track_indices,
+        batch_size,
+    )

@@ -1,14 +1,17 @@
-// The CPU kernel of mamba_state::update and mamba_state::copy_slots: validate every applied copy,
-// then copy the live tasks in parallel pieces of about kPieceBytes each.
-#include <ATen/Parallel.h>
-#include <c10/util/Exception.h>
-#include <torch/library.h>
+// The CPU kernel of both operators: resolve every entry, raising for the first bad one before
+// anything is written, then copy the live tasks in parallel pieces of about kPieceBytes each.
+#include <torch/csrc/stable/library.h>
+#include <torch/csrc/stable/ops.h>
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
+#include <stdexcept>
 
-#include "../update_plan.h"
+#include "../call.h"
+#include "../checks.h"
+#include "../inline_vector.h"
+#include "../operators.h"
+#include "../plan.h"
 
 namespace mamba_state {
 namespace {
@@ -16,13 +19,6 @@ namespace {
 // Work is split into pieces of about this many bytes, so that large SSM entries and small conv
 // entries alike spread evenly over threads.
 constexpr int64_t kPieceBytes = 64 * 1024;
-
-// A (set, entry) pair that copies.
-struct LiveTask {
-  int64_t slot;
-  int64_t row;
-  int64_t step;
-};
 
 template <typename Element>
 void copy_run(char* dst, int64_t dst_step, const char* src, int64_t src_step, int64_t count) {
@@ -72,8 +68,7 @@ void copy_entry_elements(const StateCopy& copy, char* dst, const char* src, int6
     const int64_t src_step = entry.ndim == 1 ? entry.src_strides[0] * src_size : 0;
     dst += begin * dst_step;
     src += begin * src_step;
-    if (copy.conversion == Conversion::kCopyBytes && dst_step == dst_size &&
-        src_step == src_size) {
+    if (copy.conversion == Conversion::kCopyBytes && dst_step == dst_size && src_step == src_size) {
       std::memcpy(dst, src, static_cast<size_t>((end - begin) * dst_size));
     } else {
       copy_run<Element>(dst, dst_step, src, src_step, end - begin);
@@ -105,8 +100,7 @@ void copy_entry_elements(const StateCopy& copy, char* dst, const char* src, int6
     const int64_t whole_rows = remaining / run_length;
     visit_row_length(run_length, [&](auto length) {
       for (int64_t r = 0; r < whole_rows; ++r, dst_at += dst_row, src_at += src_row) {
-        copy_row<Element, decltype(length)::value>(dst_at, dst_step, src_at, src_step,
-                                                   run_length);
+        copy_row<Element, decltype(length)::value>(dst_at, dst_step, src_at, src_step, run_length);
       }
     });
     copy_run<Element>(dst_at, dst_step, src_at, src_step, remaining - whole_rows * run_length);
@@ -117,11 +111,14 @@ void copy_entry_elements(const StateCopy& copy, char* dst, const char* src, int6
     int64_t dst_offset;
     int64_t src_offset;
     entry_offsets(entry, element, &dst_offset, &src_offset);
-    copy_run<Element>(dst + dst_offset * dst_size, dst_step, src + src_offset * src_size,
-                      src_step, count);
+    copy_run<Element>(dst + dst_offset * dst_size, dst_step, src + src_offset * src_size, src_step,
+                      count);
     element += count;
   }
 }
+
+// The copies of a call: held inline up to 256 entries with track copies.
+using LiveTasks = InlineVector<LiveTask, 512>;
 
 // One state kind's share of the piece space. A kind's work is its live tasks x layers entries
 // laid end to end (task-major, then layer, then element); each piece is a range of
@@ -133,9 +130,9 @@ struct StatePieces {
   int64_t total_elements;
 };
 
-void copy_live_tasks(const UpdatePlan& plan, const std::vector<LiveTask>& live) {
+void copy_live_tasks(const CopyPlan& plan, const LiveTasks& live) {
   const int64_t num_live = static_cast<int64_t>(live.size());
-  std::vector<StatePieces> pieces;
+  InlineVector<StatePieces, 8> pieces;
   int64_t num_pieces = 0;
   for (const StateCopy& copy : plan.states) {
     const int64_t elem_bytes = std::max(copy.dst_elem_size, copy.src_elem_size);
@@ -144,7 +141,7 @@ void copy_live_tasks(const UpdatePlan& plan, const std::vector<LiveTask>& live) 
     pieces.push_back({num_pieces, piece_elements, total_elements});
     num_pieces += (total_elements + piece_elements - 1) / piece_elements;
   }
-  at::parallel_for(0, num_pieces, 1, [&](int64_t first, int64_t last) {
+  torch::stable::parallel_for(0, num_pieces, 1, [&](int64_t first, int64_t last) {
     for (int64_t piece = first; piece < last; ++piece) {
       size_t k = pieces.size() - 1;
       while (piece < pieces[k].first_piece) --k;
@@ -165,8 +162,7 @@ void copy_live_tasks(const UpdatePlan& plan, const std::vector<LiveTask>& live) 
           const int64_t count = std::min(numel - element, end - position);
           const LiveTask& where = live[task];
           copy_entry_elements<Element>(copy, copy.dst_entry(layer, where.slot),
-                                       copy.src_entry(layer, where.row, where.step), element,
-                                       element + count);
+                                       copy.src_entry(layer, where), element, element + count);
           position += count;
           element = 0;
           if (++layer == copy.num_layers) {
@@ -181,14 +177,17 @@ void copy_live_tasks(const UpdatePlan& plan, const std::vector<LiveTask>& live) 
 
 // Resolves every copy, raising for the first bad one (entry by entry, the commit before the
 // track copy) before anything is written; then copies the live ones.
-void run(const UpdatePlan& plan) {
+void run(const CopyPlan& plan) {
   const EntryIndices& indices = plan.indices;
-  std::vector<LiveTask> live;
+  LiveTasks live;
+  live.reserve(static_cast<size_t>(indices.num_tasks()));
   for (int64_t n = 0; n < indices.num_entries; ++n) {
     for (int set = 0; set < indices.num_sets; ++set) {
       const ResolvedEntry entry = resolve_entry(indices, set, n);
-      TORCH_CHECK_INDEX(entry.status == 0, describe_bad_entry(plan.op, indices, set, n, entry));
-      if (entry.copies()) live.push_back({entry.slot, entry.row, entry.step});
+      if (entry.status != 0) {
+        throw std::out_of_range(describe_bad_entry(plan.op, indices, set, n, entry));
+      }
+      if (entry.copies()) live.push_back(entry.task);
     }
   }
   if (plan.entry_status != nullptr) {
@@ -196,29 +195,22 @@ void run(const UpdatePlan& plan) {
       plan.entry_status[n * plan.entry_status_stride] = 0;
     }
   }
-  copy_live_tasks(plan, live);
+  if (!live.empty()) copy_live_tasks(plan, live);
 }
 
-void update_cpu(at::TensorList states, at::TensorList intermediates, const at::Tensor& dst_slots,
-                const at::Tensor& steps, const std::optional<at::Tensor>& src_rows,
-                int64_t step_offset, const std::optional<at::Tensor>& entry_status,
-                const std::optional<at::Tensor>& track_slots,
-                const std::optional<at::Tensor>& track_steps) {
-  run(plan_update(states, intermediates, dst_slots, steps, src_rows, step_offset, entry_status,
-                  track_slots, track_steps));
+void run_update(const UpdateCall& call) {
+  run(plan_update(call));
 }
 
-void copy_slots_cpu(at::TensorList states, const at::Tensor& src_slots,
-                    const at::Tensor& dst_slots, const std::optional<at::Tensor>& mask,
-                    const std::optional<at::Tensor>& entry_status) {
-  run(plan_copy_slots(states, src_slots, dst_slots, mask, entry_status));
+void run_copy_slots(const CopySlotsCall& call) {
+  run(plan_copy_slots(call));
 }
+
+const bool registered = mamba_state_operators().implement(
+    "CPU",
+    {{"update", TORCH_BOX(&update_entry<run_update>)},
+     {"copy_slots", TORCH_BOX(&copy_slots_entry<run_copy_slots>)}},
+    __FILE__, __LINE__);
 
 }  // namespace
-
-TORCH_LIBRARY_IMPL(mamba_state, CPU, m) {
-  m.impl("update", &update_cpu);
-  m.impl("copy_slots", &copy_slots_cpu);
-}
-
 }  // namespace mamba_state

@@ -1,16 +1,17 @@
-// The body of the CUDA kernel, as __host__ __device__ code: update_cuda.cu runs it on the GPU, and
-// the tests run the same functions over the same grid on the CPU (_C._run_update_grid_on_cpu),
-// so that the index arithmetic is tested on machines without a GPU.
+// The persistent grid of the CUDA kernel, as __host__ __device__ code: cuda/copy_cuda.cu runs it
+// on the GPU, and the tests run the same functions over the same grid on the CPU
+// (tests/grid/grid_on_cpu.cpp), so that its index arithmetic is tested on machines without a
+// GPU.
 //
 // A task is one (index set, entry) pair. The grid is persistent (about as many blocks as fit on
 // the GPU at once) and each block serves one state kind, the kinds sharing the blocks in
-// proportion to their tiles. Each block first resolves every task of the launch (up to
-// kMaxTasks) into shared memory, keeping only those that copy (live tasks); then it copies its
-// kind's tiles of them: tiles b, b + blocks, ... of the kind's blocks. So a skipped entry (the
-// padding of a CUDA-graph batch) costs one index read per block, not a block per tile; a tile's
-// copy reads no index from global memory; and each block runs one copy path, chosen once, whose
-// tile loop is compiled on its own (a loop around the choice of path, or two choices in one
-// block, makes the compiler keep every path's registers at once: hundreds, and spills).
+// proportion to their tiles' expected time. Each block first resolves every task of the launch
+// (up to kMaxTasks) into shared memory, keeping only those that copy (live tasks); then it
+// copies its kind's tiles of them: tiles b, b + blocks, ... of the kind's blocks. So a skipped
+// entry (the padding of a CUDA-graph batch) costs one index read per block, not a block per tile;
+// a tile's copy reads no index from global memory; and each block runs one copy path, chosen
+// once, whose tile loop is compiled on its own (a loop around the choice of path, or two choices
+// in one block, makes the compiler keep every path's registers at once: hundreds, and spills).
 //
 // A tile is kUnitsPerTile units of one (task, layer) of a kind, where a unit is 16 bytes (on the
 // wider side of a conversion) when the layout allows, else one element. Each thread loads its
@@ -18,13 +19,21 @@
 #pragma once
 
 #include "../copy_plan.h"
+#include "../macros.h"
 
-#if defined(__CUDACC__)
-#define MAMBA_STATE_UNROLL _Pragma("unroll")
-#define MAMBA_STATE_NO_UNROLL _Pragma("unroll 1")
-#else
-#define MAMBA_STATE_UNROLL
-#define MAMBA_STATE_NO_UNROLL
+// Variants of the kernel that the GPU check measures against this one (scripts/gpu_check.sh
+// builds each with -D); the defaults are the kernel as it is.
+#ifndef MAMBA_STATE_UNITS_PER_THREAD  // 16-byte loads each thread has in flight
+#define MAMBA_STATE_UNITS_PER_THREAD 4
+#endif
+#ifndef MAMBA_STATE_MIN_BLOCKS_PER_SM  // blocks the register budget keeps resident per SM
+#define MAMBA_STATE_MIN_BLOCKS_PER_SM 2
+#endif
+#ifndef MAMBA_STATE_WINDOW_TILE_WEIGHT  // a conv-window tile's time, in tiles of 16-byte copies
+#define MAMBA_STATE_WINDOW_TILE_WEIGHT 1.3
+#endif
+#ifndef MAMBA_STATE_BULK_COPY  // 1: same-dtype 16-byte tiles through Hopper's bulk-copy engine
+#define MAMBA_STATE_BULK_COPY 0
 #endif
 
 namespace mamba_state {
@@ -32,10 +41,10 @@ namespace mamba_state {
 constexpr int kThreadsPerBlock = 256;
 // Blocks the register budget keeps resident per SM: 2 x 256 threads x 4 units of 16 bytes is
 // 32 KiB of loads in flight per SM, above the ~18 KB an H100 needs (3.35 TB/s x 0.7 us of latency
-// / 132 SMs); 8 units per thread (125 registers) copied no faster there (2026-11-27). 4 blocks
+// / 132 SMs), and more units per thread copied no faster (bench/results/README.md). 4 blocks
 // (64 registers) spill: each copy path fits in 64 alone, but not all of them in one kernel.
-constexpr int kMinBlocksPerMultiprocessor = 2;
-constexpr int kUnitsPerThread = 4;
+constexpr int kMinBlocksPerMultiprocessor = MAMBA_STATE_MIN_BLOCKS_PER_SM;
+constexpr int kUnitsPerThread = MAMBA_STATE_UNITS_PER_THREAD;
 constexpr int64_t kUnitsPerTile = kThreadsPerBlock * kUnitsPerThread;
 constexpr int kVectorBytes = 16;
 constexpr int kMaxStatesPerLaunch = 8;
@@ -72,13 +81,6 @@ struct KernelParams {
   int32_t first_block[kMaxStatesPerLaunch + 1];  // kind k's blocks: [first_block[k], [k + 1])
 };
 static_assert(sizeof(KernelParams) <= 4096, "CUDA kernel arguments are limited to 4 KiB");
-
-// A task that copies: where its entry goes and where it comes from.
-struct LiveTask {
-  int64_t slot;
-  int64_t row;
-  int64_t step;
-};
 
 struct alignas(16) Vector16 {
   uint32_t words[4];
@@ -158,8 +160,8 @@ MAMBA_STATE_HOST_DEVICE void copy_tile_one_dim(const TiledStateCopy& state, char
 // from the source rows (row and column advance by counting, with one division per unit), and
 // stored at once.
 template <typename Element>
-MAMBA_STATE_HOST_DEVICE void copy_tile_rows(const TiledStateCopy& state, char* dst,
-                                            const char* src, int64_t tile, int thread) {
+MAMBA_STATE_HOST_DEVICE void copy_tile_rows(const TiledStateCopy& state, char* dst, const char* src,
+                                            int64_t tile, int thread) {
   using Dst = typename Element::Value;
   constexpr int kElements = kVectorBytes / sizeof(Dst);
   struct alignas(kVectorBytes) Unit {
@@ -231,7 +233,7 @@ MAMBA_STATE_HOST_DEVICE bool resolve_task(const KernelParams& params, int task, 
   int64_t n;
   divide(params.first_task + task, params.indices.num_entries, &set, &n);
   const ResolvedEntry entry = resolve_entry(params.indices, static_cast<int>(set), n);
-  *live = {entry.slot, entry.row, entry.step};
+  *live = entry.task;
   return entry.copies();
 }
 
@@ -246,8 +248,8 @@ MAMBA_STATE_HOST_DEVICE int kind_of_block(const KernelParams& params, int64_t bl
 // task, layer by layer, of which this block (the kind's block-th) takes every num_blocks-th.
 template <typename CopyTile>
 MAMBA_STATE_HOST_DEVICE void copy_kind_tiles(const TiledStateCopy& state, CopyTile copy_tile,
-                                             const LiveTask* live, int64_t num_live,
-                                             int64_t block, int64_t num_blocks, int thread) {
+                                             const LiveTask* live, int64_t num_live, int64_t block,
+                                             int64_t num_blocks, int thread) {
   const int64_t num_tiles = num_live * state.copy.num_layers * state.tiles_per_entry;
   // One tile at a time: each already has kUnitsPerThread loads in flight per thread.
   MAMBA_STATE_NO_UNROLL
@@ -259,8 +261,8 @@ MAMBA_STATE_HOST_DEVICE void copy_kind_tiles(const TiledStateCopy& state, CopyTi
     int64_t layer;
     divide(task_layer, state.copy.num_layers, &task, &layer);
     const LiveTask where = live[task];
-    copy_tile(state, state.copy.dst_entry(layer, where.slot),
-              state.copy.src_entry(layer, where.row, where.step), tile, thread);
+    copy_tile(state, state.copy.dst_entry(layer, where.slot), state.copy.src_entry(layer, where),
+              tile, thread);
   }
 }
 
@@ -273,6 +275,12 @@ struct TileCopy {
     kCopyTile(state, dst, src, tile, thread);
   }
 };
+
+#if MAMBA_STATE_BULK_COPY && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+// The kind's 16-byte-aligned raw tiles through the bulk-copy engine (cuda/copy_cuda.cu).
+__device__ void copy_kind_bulk(const TiledStateCopy& state, const LiveTask* live, int64_t num_live,
+                               int64_t block, int64_t num_blocks, int thread);
+#endif
 
 // copy_kind_tiles with the copy path of the block's kind, instantiated for its element types.
 MAMBA_STATE_HOST_DEVICE void copy_block_tiles(const KernelParams& params, const LiveTask* live,
@@ -290,7 +298,11 @@ MAMBA_STATE_HOST_DEVICE void copy_block_tiles(const KernelParams& params, const 
     visit_conversion(state.copy.conversion, [&](auto types) {
       using Types = decltype(types);
       if constexpr (std::is_same_v<Types, CopyBytesTag>) {
+#if MAMBA_STATE_BULK_COPY && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        copy_kind_bulk(state, live, num_live, kind_block, kind_blocks, thread);
+#else
         copy_with(TileCopy<copy_tile_one_dim<CopyVector>>{});
+#endif
       } else {
         using Vector = ConvertVector<typename Types::Source, typename Types::Dest>;
         copy_with(TileCopy<copy_tile_one_dim<Vector>>{});

@@ -1,12 +1,15 @@
 """Builders for pools, caches and indices in the layouts servers use, and a bitwise comparison:
-shared by the tests, scripts/sanitizer_cases.py and the benchmark (as ``torch.testing`` serves
-PyTorch's). Not needed at run time."""
+for the tests and scripts/sanitizer_cases.py. Random data comes from the benchmark's
+fill_random, with the special float values mixed in."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import torch
+
+from mamba_state_ext.bench import workload
 
 FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 FLOAT_PAIRS = [(dst, src) for dst in FLOATS for src in FLOATS]
@@ -14,38 +17,9 @@ FLOAT_PAIRS = [(dst, src) for dst in FLOATS for src in FLOATS]
 RAW_DTYPES = (torch.bool, torch.int8, torch.int16, torch.int32, torch.float64, torch.complex128)
 
 
-def conv_window_view(buffer: torch.Tensor, steps: int) -> torch.Tensor:
-    """SGLang's de-duplicated conv cache: of a [L, R, D, T + W - 1] buffer, the [L, R, T, D, W]
-    view whose step t is columns t .. t + W - 1 (T overlapping windows, so read-only)."""
-    layers, rows, dim, columns = buffer.shape
-    stride = buffer.stride()
-    return buffer.as_strided((layers, rows, steps, dim, columns - steps + 1),
-                             (stride[0], stride[1], stride[3], stride[2], stride[3]))
-
-
-def fill_random(tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random bits for every element; for floats, random values with the special ones mixed in
-    (NaN, infinities, signed zeros, denormals, values halfway between two bfloat16 or float16
-    neighbours, overflow to inf), never all zeros."""
-    flat = tensor.view(-1) if tensor.is_contiguous() else None
-    assert flat is not None, "fill the contiguous parent, not a view"
-    if tensor.dtype in FLOATS or tensor.dtype == torch.float64:
-        values = torch.randn(flat.numel(), generator=generator, dtype=torch.float64) * 3
-        specials = torch.tensor(
-            [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1e-40, -3e-39, 6e-8, 1e-45,
-             1.00390625, 1.01171875, 1.00048828125, 65519.0, 70000.0, 3.3895e38],
-            dtype=torch.float64,
-        )
-        where = torch.randint(0, 4, (flat.numel(),), generator=generator) == 0
-        picks = specials[torch.randint(0, len(specials), (flat.numel(),), generator=generator)]
-        values = torch.where(where, picks, values)
-        flat.copy_(values.to(torch.float32).to(tensor.dtype))
-    elif tensor.dtype == torch.bool:
-        flat.copy_(torch.randint(0, 2, (flat.numel(),), generator=generator).bool())
-    else:
-        raw = torch.randint(0, 256, (flat.numel() * tensor.element_size(),), generator=generator)
-        flat.view(torch.uint8).copy_(raw.to(torch.uint8))
-    return tensor
+# Random elements with the special float values among them; SGLang's de-duplicated conv cache.
+fill_random = functools.partial(workload.fill_random, specials=True)
+conv_window_view = workload.conv_window_view
 
 
 @dataclasses.dataclass
@@ -94,9 +68,19 @@ def make_intermediate(shape, dtype, layout: str, generator, device="cpu") -> tor
     return conv_window_view(buffer.to(device), steps)
 
 
-def make_indices(num_entries, num_slots, num_rows, num_steps, generator, *, skip_fraction=0.25,
-                 step_offset=0, index_dtypes=(torch.int64, torch.int64, torch.int64),
-                 with_src_rows=True, device="cpu"):
+def make_indices(
+    num_entries,
+    num_slots,
+    num_rows,
+    num_steps,
+    generator,
+    *,
+    skip_fraction=0.25,
+    step_offset=0,
+    index_dtypes=(torch.int64, torch.int64, torch.int64),
+    with_src_rows=True,
+    device="cpu",
+):
     """dst_slots (distinct), steps (+step_offset in [-1, T), about skip_fraction skipped) and
     src_rows (a permutation-ish draw, or None)."""
     assert num_entries <= num_slots

@@ -1,11 +1,10 @@
-// Host side of the CUDA launch: the by-value kernel arguments for a plan. Plain C++, built into
-// every library, because the test build's CPU run of the grid uses it too.
+// Host side of the CUDA launch: the by-value kernel arguments for a plan. Plain C++, compiled into
+// the CUDA library and into the tests' CPU run of the grid.
 #pragma once
 
-#include <vector>
-
-#include "../update_plan.h"
-#include "update_kernel.h"
+#include "../copy_plan.h"
+#include "../inline_vector.h"
+#include "grid.h"
 
 namespace mamba_state {
 
@@ -14,9 +13,11 @@ struct Launch {
   int64_t num_blocks;  // 0: nothing to do
 };
 
+using Launches = InlineVector<Launch, 2>;
+
 // One launch per kMaxStatesPerLaunch state kinds and kMaxTasks tasks (one launch for any real
 // call), each of at most max_blocks blocks (the persistent grid: as many as fit on the GPU at
 // once).
-std::vector<Launch> make_launches(const UpdatePlan& plan, int64_t max_blocks);
+Launches make_launches(const CopyPlan& plan, int64_t max_blocks);
 
 }  // namespace mamba_state

@@ -1,4 +1,4 @@
-#include "kernel_params.h"
+#include "launch_plan.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -6,7 +6,9 @@
 namespace mamba_state {
 namespace {
 
-bool is_multiple(int64_t value, int64_t of) { return value % of == 0; }
+bool is_multiple(int64_t value, int64_t of) {
+  return value % of == 0;
+}
 
 // Every pool and source offset a tile starts from (layer, slot, row and step strides) a whole
 // number of units on its side, and both base pointers 16-byte aligned, so that every unit is.
@@ -37,8 +39,8 @@ TiledStateCopy tile_state(const StateCopy& copy) {
   } else {
     tiled.path = TilePath::kStrided;
     const int64_t vector = kVectorBytes / copy.dst_elem_size;
-    const bool dst_contiguous = entry.ndim == 2 && entry.dst_strides[1] == 1 &&
-                                entry.dst_strides[0] == entry.sizes[1];
+    const bool dst_contiguous =
+        entry.ndim == 2 && entry.dst_strides[1] == 1 && entry.dst_strides[0] == entry.sizes[1];
     if (dst_contiguous && (copy.dst_elem_size == 2 || copy.dst_elem_size == 4) &&
         is_multiple(entry.numel, vector) && bases_aligned(copy, vector, 1)) {
       tiled.path = TilePath::kRows;
@@ -51,13 +53,14 @@ TiledStateCopy tile_state(const StateCopy& copy) {
 }
 
 // A tile's expected time, in tiles of 16-byte copies. Each thread's part of a tile is one round
-// trip (its loads, then its stores), and on an H100 (2026-11-27) blocks took about as long per
-// tile whatever the tile's bytes, except a conv-window tile (kRows: element loads), which took
-// 1.1-1.3x as long; a kStrided thread copies its elements one after another, a round trip each.
+// trip (its loads, then its stores), so a block takes about as long per tile whatever the tile's
+// bytes; a conv-window tile (kRows: element loads) takes longer, by the weight that
+// bench/results/README.md derives from the H100 runs; a kStrided thread copies its elements one
+// after another, a round trip each.
 double tile_weight(const TiledStateCopy& tiled) {
   switch (tiled.path) {
     case TilePath::kOneDim: return 1.0;
-    case TilePath::kRows: return 1.3;
+    case TilePath::kRows: return MAMBA_STATE_WINDOW_TILE_WEIGHT;
     case TilePath::kStrided: return kUnitsPerThread;
   }
   return 1.0;
@@ -65,9 +68,9 @@ double tile_weight(const TiledStateCopy& tiled) {
 
 }  // namespace
 
-std::vector<Launch> make_launches(const UpdatePlan& plan, int64_t max_blocks) {
+Launches make_launches(const CopyPlan& plan, int64_t max_blocks) {
   const int64_t num_tasks = plan.indices.num_tasks();
-  std::vector<Launch> launches;
+  Launches launches;
   for (size_t first_state = 0; first_state == 0 || first_state < plan.states.size();
        first_state += kMaxStatesPerLaunch) {
     for (int64_t first_task = 0; first_task == 0 || first_task < num_tasks;
@@ -96,17 +99,17 @@ std::vector<Launch> make_launches(const UpdatePlan& plan, int64_t max_blocks) {
         params.states[k_here] = tiled;
       }
       // The kinds share the blocks in proportion to their tiles' expected time, so that they
-      // finish together (given blocks by tile count alone, a conv window made the launch 1.12x
-      // the time of its SSM kind alone, H100). Each kind gets at least one block (if it has a
-      // tile) and at most one per tile; the blocks that rounding down leaves go to the kinds with
-      // the most time per block. The total stays within the budget: a block past the resident
-      // ones would start only when another ends, and double the launch's time.
+      // finish together (shared by tile count alone, a conv window's blocks end last). Each kind
+      // gets at least one block (if it has a tile) and at most one per tile; the blocks that
+      // rounding down leaves go to the kinds with the most time per block. The total stays within
+      // the budget: a block past the resident ones would start only when another ends, and double
+      // the launch's time.
       const int64_t budget = std::min(total_tiles, max_blocks);
       int64_t blocks[kMaxStatesPerLaunch] = {};
       int64_t assigned = 0;
       for (int k = 0; k < params.num_states; ++k) {
-        const auto share = budget == 0 ? int64_t{0}
-                                       : static_cast<int64_t>(budget * costs[k] / total_cost);
+        const auto share =
+            budget == 0 ? int64_t{0} : static_cast<int64_t>(budget * costs[k] / total_cost);
         blocks[k] = std::min(tiles[k], std::max<int64_t>(share, tiles[k] > 0));
         assigned += blocks[k];
       }

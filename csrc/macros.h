@@ -1,0 +1,13 @@
+// Macros for code that both kernels share: compiled for the host by the C++ compiler, and for the
+// host and the device by nvcc.
+#pragma once
+
+#if defined(__CUDACC__)
+#define MAMBA_STATE_HOST_DEVICE __host__ __device__ inline
+#define MAMBA_STATE_UNROLL _Pragma("unroll")
+#define MAMBA_STATE_NO_UNROLL _Pragma("unroll 1")
+#else
+#define MAMBA_STATE_HOST_DEVICE inline
+#define MAMBA_STATE_UNROLL
+#define MAMBA_STATE_NO_UNROLL
+#endif

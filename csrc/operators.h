@@ -1,0 +1,26 @@
+// The mamba_state operators: their schemas, written once, and the namespace that defines them.
+// The Python fallback registers the same strings when the library is missing
+// (mamba_state_ext/fallback.py; tests/test_backends.py holds them equal), and the tests' CPU run
+// of the CUDA grid defines its operators with these.
+#pragma once
+
+#include "registration.h"
+
+namespace mamba_state {
+
+constexpr const char* kUpdateSchema =
+    "update(Tensor(a!)[] states, Tensor[] intermediates, Tensor dst_slots, Tensor steps, "
+    "Tensor? src_rows=None, int step_offset=0, Tensor(b!)? entry_status=None, "
+    "Tensor? track_slots=None, Tensor? track_steps=None) -> ()";
+
+constexpr const char* kCopySlotsSchema =
+    "copy_slots(Tensor(a!)[] states, Tensor src_slots, Tensor dst_slots, Tensor? mask=None, "
+    "Tensor(b!)? entry_status=None) -> ()";
+
+constexpr const char* kBuildInfoSchema = "build_info() -> str";
+
+// The namespace, defined on first use: every kernel registration calls this first, whatever
+// order the static initializers of the translation units run in.
+const OperatorNamespace& mamba_state_operators();
+
+}  // namespace mamba_state
