@@ -72,7 +72,9 @@ def package_library() -> Path | None:
 
 
 def _explain(error: BaseException, what: str) -> str:
-    message = str(error)
+    # torch.ops.load_library says only "Could not load this library"; the loader's own words
+    # are in the exception it raises from.
+    message = str(error if error.__cause__ is None else error.__cause__)
     if "libtorch_cuda.so" in message and torch.version.cuda is None:
         return (
             f"{what} is a CUDA build, and torch {torch.__version__} is a CPU build "

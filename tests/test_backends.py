@@ -143,11 +143,16 @@ def test_a_library_for_a_newer_torch_says_so():
 
 
 def test_a_cuda_build_under_a_cpu_torch_says_what_to_install(monkeypatch):
+    """torch.ops.load_library raises "Could not load this library" from the loader's error."""
     monkeypatch.setattr(_loader.torch.version, "cuda", None)
-    error = OSError("libtorch_cuda.so: cannot open shared object file: No such file or directory")
+    missing = OSError("libtorch_cuda.so: cannot open shared object file: No such file or directory")
+    try:
+        raise OSError("Could not load this library: /x/_C.abi3.so") from missing
+    except OSError as raised:
+        error = raised
     message = _loader._explain(error, "the compiled library _C.abi3.so")
     assert "is a CUDA build" in message and "install a CUDA build of torch" in message
-    assert "MAMBA_STATE_EXT_CUDA=0" in message
+    assert "MAMBA_STATE_EXT_CUDA=0" in message and "libtorch_cuda.so: cannot open" in message
 
 
 def test_unbuilt_library_says_build(monkeypatch):
