@@ -1,6 +1,6 @@
-// The mamba_state operators: their schemas, written once, and the namespace that defines them.
-// The Python fallback registers the same strings when the library is missing
-// (mamba_state_ext/fallback.py; tests/test_backends.py holds them equal), and the tests' CPU run
+// The mamba_state operators: their schemas, and the namespace that defines them. The Python
+// fallback, which must define the operators where no library loads, keeps a twin of these strings
+// (mamba_state_ext/fallback.py; tests/test_backends.py holds the two equal); the tests' CPU run
 // of the CUDA grid defines its operators with these.
 #pragma once
 

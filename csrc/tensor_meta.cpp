@@ -44,14 +44,26 @@ std::ostream& operator<<(std::ostream& out, const DtypeName& name) {
     const char* name;
   };
   static const Named names[] = {
-      {aoti_torch_dtype_float32, "float32"},       {aoti_torch_dtype_float16, "float16"},
-      {aoti_torch_dtype_bfloat16, "bfloat16"},     {aoti_torch_dtype_float64, "float64"},
-      {aoti_torch_dtype_int64, "int64"},           {aoti_torch_dtype_int32, "int32"},
-      {aoti_torch_dtype_int16, "int16"},           {aoti_torch_dtype_int8, "int8"},
-      {aoti_torch_dtype_uint8, "uint8"},           {aoti_torch_dtype_bool, "bool"},
-      {aoti_torch_dtype_complex32, "complex32"},   {aoti_torch_dtype_complex64, "complex64"},
-      {aoti_torch_dtype_complex128, "complex128"}, {aoti_torch_dtype_uint16, "uint16"},
-      {aoti_torch_dtype_uint32, "uint32"},         {aoti_torch_dtype_uint64, "uint64"},
+      {aoti_torch_dtype_float32, "float32"},
+      {aoti_torch_dtype_float16, "float16"},
+      {aoti_torch_dtype_bfloat16, "bfloat16"},
+      {aoti_torch_dtype_float64, "float64"},
+      {aoti_torch_dtype_int64, "int64"},
+      {aoti_torch_dtype_int32, "int32"},
+      {aoti_torch_dtype_int16, "int16"},
+      {aoti_torch_dtype_int8, "int8"},
+      {aoti_torch_dtype_uint8, "uint8"},
+      {aoti_torch_dtype_bool, "bool"},
+      {aoti_torch_dtype_complex32, "complex32"},
+      {aoti_torch_dtype_complex64, "complex64"},
+      {aoti_torch_dtype_complex128, "complex128"},
+      {aoti_torch_dtype_uint16, "uint16"},
+      {aoti_torch_dtype_uint32, "uint32"},
+      {aoti_torch_dtype_uint64, "uint64"},
+      {aoti_torch_dtype_float8_e5m2, "float8_e5m2"},
+      {aoti_torch_dtype_float8_e4m3fn, "float8_e4m3fn"},
+      {aoti_torch_dtype_float8_e5m2fnuz, "float8_e5m2fnuz"},
+      {aoti_torch_dtype_float8_e4m3fnuz, "float8_e4m3fnuz"},
   };
   for (const Named& named : names) {
     if (named.dtype() == name.dtype) return out << "torch." << named.name;

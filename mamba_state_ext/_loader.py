@@ -4,7 +4,9 @@
 else the Python fallback), ``compiled`` (the library or an ImportError) or ``python``.
 ``MAMBA_STATE_EXT_LIBRARY=/path/to/lib.so`` loads that library (a CMake or JIT build) instead of
 the package's own ``_C.abi3.so``. The library uses torch's stable ABI only, so it loads under
-every torch from the one it targets (build_flags.json's torch_target) on.
+every torch from the one it targets (build_flags.json's torch_target) on. A library that defined
+the operators before the package was imported (loaded by torch.ops.load_library) goes on serving
+them, and ``backend()`` says so.
 """
 
 from __future__ import annotations
@@ -139,7 +141,29 @@ def _read_build_info(what: str) -> dict[str, str]:
     return parse_build_info(torch.ops.mamba_state.build_info())
 
 
-def _compiled_backend(path: str, build: dict[str, str], reason: str) -> Backend:
+def _defined_already() -> bool:
+    """Whether mamba_state's operators exist before this module loads anything: a library
+    loaded into the process first (torch.ops.load_library of a CMake build, say) defined them."""
+    try:
+        torch.ops.mamba_state.update  # noqa: B018
+    except AttributeError:
+        return False
+    return True
+
+
+def _adopt_defined(choice: str) -> Backend:
+    """The backend when another library defined the operators first; it goes on serving them."""
+    loaded = ", ".join(sorted(torch.ops.loaded_libraries)) or "none by torch.ops.load_library"
+    what = "the library that defined mamba_state's operators before mamba_state_ext loaded"
+    if choice == "python":
+        raise ImportError(
+            f"{BACKEND_ENV}=python, but {what} serves them in this process (loaded: {loaded})"
+        )
+    build = _read_build_info(what)
+    return _compiled_backend(None, build, f"{what} serves them (loaded: {loaded})")
+
+
+def _compiled_backend(path: str | None, build: dict[str, str], reason: str) -> Backend:
     """Registers the fake kernels for a library just loaded, and Python for CUDA tensors if the
     library has no CUDA kernel."""
     global _python_library
@@ -161,6 +185,9 @@ def load() -> Backend:
     choice = os.environ.get(BACKEND_ENV, "auto")
     if choice not in ("auto", "compiled", "python"):
         raise ValueError(f"{BACKEND_ENV} must be auto, compiled or python (got {choice!r})")
+    if _defined_already():
+        _current = _adopt_defined(choice)
+        return _current
     if choice == "python":
         _current = _register_fallback(f"{BACKEND_ENV}=python")
         return _current

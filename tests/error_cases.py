@@ -183,6 +183,14 @@ CASES = [
         STRUCTURAL,
     ),
     ErrorCase(
+        "float8-pair",
+        _set_item("states", 0, torch.zeros(3, 10, 4, dtype=torch.float8_e4m3fn)),
+        ValueError,
+        "states[0] is torch.float8_e4m3fn but intermediates[0] is torch.float32: only "
+        "float32, float16 and bfloat16 convert to one another",
+        STRUCTURAL,
+    ),
+    ErrorCase(
         "slots-dtype",
         _set(dst_slots=torch.tensor([1.0, 2.0, 3.0])),
         ValueError,

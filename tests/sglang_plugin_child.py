@@ -45,6 +45,12 @@ if os.environ.get("SGLANG_PARITY") == "1":
     import sglang_kernels
     import test_sglang_parity as parity
 
+    if sglang_kernels.find_wheel() is None:
+        # Without the wheel the reference would be the installed module, which the hooks changed.
+        sys.exit(
+            "SGLANG_PARITY=1 needs SGLang's wheel (build/wheels/, or "
+            f"${sglang_kernels.WHEEL_ENV}) for a copy of its kernels that no hook touched"
+        )
     device = os.environ.get("SGLANG_DEVICE", "cpu")
     reference = sglang_kernels.load_scatter_kernels(on_cpu=device == "cpu")  # no hook touched it
     calls = {"count": 0}

@@ -208,3 +208,39 @@ def test_a_second_copy_of_the_library_registers_nothing(tmp_path):
     assert "served" in process.stdout
     assert f"{copy} registers nothing" in process.stderr
     assert "the operator namespace mamba_state is defined already" in process.stderr
+
+
+@COMPILED
+def test_a_library_loaded_before_the_package_goes_on_serving(tmp_path):
+    """A library that defined the operators before the package was imported (a CMake build,
+    loaded by hand) keeps serving them, and the backend names what is loaded, not the package's
+    own library."""
+    copy = tmp_path / "loaded_first.so"
+    shutil.copy(mamba_state_ext.backend().library, copy)
+    process = run_python(f"""
+        import torch
+        torch.ops.load_library({str(copy)!r})
+        import mamba_state_ext
+        backend = mamba_state_ext.backend()
+        assert backend.library is None and backend.build, backend
+        states, caches = [torch.zeros(2, 5, 3)], [torch.randn(2, 3, 4, 3)]
+        mamba_state_ext.update(states, caches, torch.tensor([4]), torch.tensor([2]))
+        assert torch.equal(states[0][:, 4], caches[0][:, 0, 2])
+        print(backend)
+    """)
+    assert process.returncode == 0, process.stderr
+    assert "registers nothing" not in process.stderr
+    assert (
+        "the library that defined mamba_state's operators before mamba_state_ext loaded serves "
+        f"them (loaded: {copy})" in process.stdout
+    )
+    process = run_python(
+        f"import torch; torch.ops.load_library({str(copy)!r}); import mamba_state_ext",
+        MAMBA_STATE_EXT_BACKEND="python",
+    )
+    assert process.returncode != 0
+    assert (
+        "ImportError: MAMBA_STATE_EXT_BACKEND=python, but the library that defined mamba_state's "
+        f"operators before mamba_state_ext loaded serves them in this process (loaded: {copy})"
+        in process.stderr
+    )

@@ -183,3 +183,83 @@ def test_sglang_layout_and_padded_batch(capsys):
         ("2", "mamba_state"),
         ("4", "vectorized"),
     }
+
+
+def synthetic(n, method, median_us, live=None, host_us=None):
+    return {
+        "n": n,
+        "live": n if live is None else live,
+        "method": method,
+        "median_us": median_us,
+        "host_us": host_us,
+    }
+
+
+def test_cuda_targets_against_synthetic_medians():
+    """Each GPU target of DESIGN.md, met or missed by numbers made up to sit on either side."""
+    from mamba_state_ext.bench import report
+
+    results = [
+        synthetic(1, "copy", 10.0, host_us=3.0),
+        synthetic(1, "empty_launch", 5.0),
+        synthetic(1, "mamba_state", 17.0, host_us=2.0),  # 17 / 15 = 1.13 <= 1.2
+        synthetic(1, "sglang", 17.0),  # 1.00x < 1.15x
+        synthetic(8, "copy", 100.0, host_us=3.0),
+        synthetic(8, "mamba_state", 104.0, host_us=4.0),  # 96% >= 95%; host 1.33x > 1x
+        synthetic(8, "sglang", 130.0),
+        synthetic(8, "vectorized", 600.0),  # 5.77x >= 5x
+        synthetic(64, "copy", 800.0),
+        synthetic(64, "mamba_state", 850.0),  # 94% < 97%
+        synthetic(64, "sglang", 900.0),
+        synthetic(64, "vectorized", 1500.0),  # 1.76x < 2x
+        synthetic(64, "mamba_state", 110.0, live=8),  # 110 / 104 = 1.06 > 1.05
+    ]
+    lines = report.target_lines(bench.PRESETS["qwen3-next-tp4"], results, "cuda")
+    assert lines == [
+        "  target N=8: share of copy_'s speed >= 0.95: 0.96 met",
+        "  target N=64: share of copy_'s speed >= 0.97: 0.94 MISSED",
+        "  target N=1: time vs copy_ + empty launch <= 1.2: 1.13 met",
+        "  target N=1: speedup vs sglang >= 1.15: 1.00 MISSED",
+        "  target N=8: speedup vs sglang >= 1.15: 1.25 met",
+        "  target N=64: speedup vs sglang >= 1: 1.06 met",
+        "  target N=64: speedup vs vectorized >= 2: 1.76 MISSED",
+        "  target N=8: speedup vs vectorized >= 5: 5.77 met",
+        "  target N=64 padded, 8 live: time vs 8 alone <= 1.05: 1.06 MISSED",
+        "  target N=1: host issue time vs copy_'s <= 1: 0.67 met",
+        "  target N=8: host issue time vs copy_'s <= 1: 1.33 MISSED",
+    ]
+    # A method this run did not time leaves its target unmeasured, not met.
+    without_sglang = [r for r in results if r["method"] != "sglang"]
+    lines = report.target_lines(bench.PRESETS["qwen3-next-tp4"], without_sglang, "cuda")
+    assert "  target N=8: speedup vs sglang >= 1.15: not measured in this run" in lines
+    # SGLang's layouts: one share target, at N = 64, of 95%.
+    lines = report.target_lines(bench.PRESETS["sglang-qwen3-next-tp4"], results, "cuda")
+    assert lines[0] == "  target N=64: share of copy_'s speed >= 0.95: 0.94 MISSED"
+    assert not any("N=8: share" in line for line in lines)
+
+
+def test_cpu_targets_against_synthetic_medians():
+    from mamba_state_ext.bench import report
+
+    results = [
+        synthetic(1, "copy", 100.0),
+        synthetic(1, "mamba_state", 108.0),  # 93%
+        synthetic(8, "copy", 800.0),
+        synthetic(8, "mamba_state", 820.0),  # 98%
+    ]
+    assert report.target_lines(bench.PRESETS["qwen3-next-tp4"], results, "cpu") == [
+        "  target N=1: share of copy_'s speed >= 0.95: 0.93 MISSED",
+        "  target N=8: share of copy_'s speed >= 0.95: 0.98 met",
+    ]
+    assert report.target_lines(bench.PRESETS["sglang-qwen3-next-tp4"], results, "cpu") == [
+        "  target N=1: share of copy_'s speed >= 0.9: 0.93 met",
+        "  target N=8: share of copy_'s speed >= 0.9: 0.98 met",
+    ]
+    assert report.target_lines(bench.PRESETS["small"], results, "cpu") == []
+    assert report.host_target_lines({"raw_vs_copy_1": 5.6}, "cpu") == [
+        "  target raw call's fixed cost vs a 1-element copy_ <= 4: 5.60 MISSED"
+    ]
+    assert report.host_target_lines({"raw_vs_copy_1": 3.9}, "cpu") == [
+        "  target raw call's fixed cost vs a 1-element copy_ <= 4: 3.90 met"
+    ]
+    assert report.host_target_lines({"raw_vs_copy_1": 3.9}, "cuda") == []

@@ -7,7 +7,9 @@ no compiled CUDA kernel leave SGLang's functions alone. Needs sglang installed a
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
+import inspect
 import json
 
 import pytest
@@ -89,6 +91,67 @@ def test_it_stays_out_unless_checked_and_compiled():
         sglang_plugin.reason_to_stay_out({"MAMBA_STATE_EXT_SGLANG": "0"}, sglang.VERSION, compiled)
         == "MAMBA_STATE_EXT_SGLANG=0"
     )
+
+
+class LooksLike:
+    """A stand-in for the first argument: only its device is read."""
+
+    def __init__(self, is_cuda):
+        self.is_cuda = is_cuda
+
+
+@pytest.mark.parametrize("by_keyword", [False, True], ids=["positional", "keyword"])
+@pytest.mark.parametrize("is_cuda", [True, False], ids=["cuda", "cpu"])
+def test_the_hook_sends_cuda_tensors_to_ours(is_cuda, by_keyword):
+    calls = []
+
+    def ours(dst, src, dst_indices_raw, step_indices_raw, src_indices_raw=None):
+        calls.append(("ours", dst, src, src_indices_raw))
+
+    def original(*args, **kwargs):
+        calls.append(("sglang", args, kwargs))
+
+    hook = sglang_plugin.around("fused_mamba_state_scatter_with_mask", ours)
+    dst = LooksLike(is_cuda)
+    if by_keyword:
+        hook(original, dst=dst, src="src", dst_indices_raw=1, step_indices_raw=2)
+    else:
+        hook(original, dst, "src", 1, 2, src_indices_raw=3)
+    if not is_cuda:
+        assert calls[0][0] == "sglang"
+    else:
+        assert calls == [("ours", dst, "src", None if by_keyword else 3)]
+
+
+def taken_by_ours(name: str, first) -> bool:
+    """Whether the hook of SGLang's `name`, given its first argument by name, calls ours."""
+    seen = []
+
+    @functools.wraps(getattr(sglang, name))  # ours, as far as its signature goes
+    def ours(*args, **kwargs):
+        seen.append(kwargs)
+
+    def original(*args, **kwargs):
+        seen.append("sglang")
+
+    parameter = next(iter(inspect.signature(getattr(sglang, name)).parameters))
+    sglang_plugin.around(name, ours)(original, **{parameter: first})
+    return seen == [{parameter: first}]
+
+
+def test_the_hook_reaches_the_tensor_of_each_first_parameter():
+    caches = type("Caches", (), {"temporal": LooksLike(True)})()
+    firsts = {
+        "scatter_mamba_states_after_mtp_verify": caches,
+        "track_mamba_states_all_layers": LooksLike(True),
+        "track_mamba_states_if_needed": LooksLike(True),
+        "fused_mamba_state_scatter_with_mask": LooksLike(True),
+        "fused_conv_window_scatter_with_mask": LooksLike(True),
+        "fused_conv_window_scatter_multi": [(LooksLike(True), None)],
+    }
+    assert set(firsts) == set(sglang_plugin.TAKEN_OVER)
+    for name, first in firsts.items():
+        assert taken_by_ours(name, first), name
 
 
 def test_the_entry_point_is_declared():

@@ -128,12 +128,14 @@ def test_cuda_graph_replay_with_new_indices():
 
 
 @CUDA
+@COMPILED_CUDA
 def test_runs_on_the_current_stream():
     pools, intermediates, slots, steps, rows = make_call("cuda", seed=5)
+    before = [pool.parent.clone() for pool in pools]
     expected = [pool.clone() for pool in pools]
     loop_update([p.view for p in expected], intermediates, slots, steps, rows)
+    torch.cuda.synchronize()
     side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         torch.cuda._sleep(50_000_000)  # the op must queue behind this, not run beside it
         mamba_state_ext.update(
@@ -141,7 +143,15 @@ def test_runs_on_the_current_stream():
         )
         done = torch.cuda.Event()
         done.record(side)
+    # Work on the default stream does not wait for the side stream: an op launched there (or on
+    # any stream but the current one) has written by now.
+    default = torch.cuda.default_stream()
+    default.synchronize()
+    with torch.cuda.stream(default):
+        unchanged = [pool.parent.cpu() for pool in pools]
     assert not done.query(), "the op finished before the work queued ahead of it on its stream"
+    for pool, original in zip(unchanged, before):
+        assert_same_bits(pool, original.cpu())
     done.synchronize()
     for pool, reference in zip(pools, expected):
         assert_same_bits(pool.parent, reference.parent)

@@ -422,6 +422,34 @@ def test_grid_shares_blocks_by_expected_time(max_blocks):
         assert_same_bits(pool.parent, reference.parent)
 
 
+def test_grid_keeps_the_budget_when_small_kinds_get_their_one_block():
+    """Two kinds whose share rounds down to no block each get one; the large kind gives them up,
+    so that the launch stays within the resident blocks."""
+    generator = torch.Generator().manual_seed(14)
+    pools = [
+        make_pool((4, 16, 64, 1024), torch.float32, "contiguous", generator),
+        make_pool((4, 16, 24), torch.float32, "contiguous", generator),
+        make_pool((4, 16, 40), torch.bfloat16, "contiguous", generator),
+    ]
+    caches = [
+        make_intermediate((4, 8, 2, 64, 1024), torch.float32, "contiguous", generator),
+        make_intermediate((4, 8, 2, 24), torch.float32, "contiguous", generator),
+        make_intermediate((4, 8, 2, 40), torch.bfloat16, "contiguous", generator),
+    ]
+    slots, steps, rows = make_indices(8, 16, 8, 2, generator)
+    expected = [pool.clone() for pool in pools]
+    loop_update([p.view for p in expected], caches, slots, steps, rows)
+    [launch] = run_cuda_grid_on_cpu(
+        [p.view for p in pools], caches, slots, steps, rows, max_blocks=9
+    )
+    # 512, 32 and 32 tiles of 16-byte copies: shares of 8, 0.5 and 0.5 blocks.
+    assert [state["tiles_per_entry"] for state in launch["states"]] == [16, 1, 1]
+    assert [state["blocks"] for state in launch["states"]] == [7, 1, 1]
+    assert launch["blocks"] == 9
+    for pool, reference in zip(pools, expected):
+        assert_same_bits(pool.parent, reference.parent)
+
+
 @pytest.mark.parametrize("implementation", [pytest.param("op", marks=COMPILED), "fallback", "grid"])
 def test_offsets_past_2_to_the_31(implementation):
     """A source row and a destination slot more than 2**31 elements from the start. torch.empty

@@ -28,11 +28,14 @@
 namespace mamba_state {
 
 #if MAMBA_STATE_BULK_COPY
-// Tiles in flight per block in the bulk-copy variant, each in its own shared-memory buffer.
+// Tiles in flight per block in the bulk-copy variant, each in its own shared-memory buffer. The
+// variant is for the sm_90 sweep (scripts/gpu_check.sh): a build of it for older architectures
+// too takes the plain tile path there, its buffers requested but unused.
 constexpr int kBulkStages = 4;
 constexpr uint32_t kBulkTileBytes = kUnitsPerTile * kVectorBytes;
 constexpr size_t kDynamicSharedBytes = kBulkStages * kBulkTileBytes;
 
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
 __device__ inline uint32_t shared_address(const void* pointer) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
 }
@@ -108,6 +111,7 @@ __device__ void copy_kind_bulk(const TiledStateCopy& state, const LiveTask* live
   }
   asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
 }
+#endif  // !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
 #else
 constexpr size_t kDynamicSharedBytes = 0;
 #endif

@@ -54,9 +54,9 @@ TiledStateCopy tile_state(const StateCopy& copy) {
 
 // A tile's expected time, in tiles of 16-byte copies. Each thread's part of a tile is one round
 // trip (its loads, then its stores), so a block takes about as long per tile whatever the tile's
-// bytes; a conv-window tile (kRows: element loads) takes longer, by the weight that
-// bench/results/README.md derives from the H100 runs; a kStrided thread copies its elements one
-// after another, a round trip each.
+// bytes; a conv-window tile (kRows: element loads) takes longer: its weight comes from the
+// per-tile times of the H100's run 2 (bench/results/README.md), and the split it gives is not
+// yet measured; a kStrided thread copies its elements one after another, a round trip each.
 double tile_weight(const TiledStateCopy& tiled) {
   switch (tiled.path) {
     case TilePath::kOneDim: return 1.0;
@@ -101,9 +101,10 @@ Launches make_launches(const CopyPlan& plan, int64_t max_blocks) {
       // The kinds share the blocks in proportion to their tiles' expected time, so that they
       // finish together (shared by tile count alone, a conv window's blocks end last). Each kind
       // gets at least one block (if it has a tile) and at most one per tile; the blocks that
-      // rounding down leaves go to the kinds with the most time per block. The total stays within
-      // the budget: a block past the resident ones would start only when another ends, and double
-      // the launch's time.
+      // rounding down leaves go to the kinds with the most time per block, and the blocks that
+      // the one-block floor puts past the budget come from the kinds with the least. The total
+      // stays within the budget (unless it is smaller than the kinds): a block past the resident
+      // ones would start only when another ends, and double the launch's time.
       const int64_t budget = std::min(total_tiles, max_blocks);
       int64_t blocks[kMaxStatesPerLaunch] = {};
       int64_t assigned = 0;
@@ -123,6 +124,17 @@ Launches make_launches(const CopyPlan& plan, int64_t max_blocks) {
         }
         if (busiest < 0) break;
         ++blocks[busiest];
+      }
+      for (; assigned > budget; --assigned) {
+        int idlest = -1;
+        for (int k = 0; k < params.num_states; ++k) {
+          if (blocks[k] > 1 &&
+              (idlest < 0 || costs[k] * blocks[idlest] < costs[idlest] * blocks[k])) {
+            idlest = k;
+          }
+        }
+        if (idlest < 0) break;
+        --blocks[idlest];
       }
       for (int k = 0; k < params.num_states; ++k) {
         params.first_block[k + 1] = params.first_block[k] + static_cast<int32_t>(blocks[k]);

@@ -13,6 +13,7 @@ against (sglang.VERSION) and the compiled CUDA kernel serves CUDA tensors here.
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import logging
 import os
 
@@ -23,8 +24,8 @@ from . import sglang
 ENV = "MAMBA_STATE_EXT_SGLANG"
 MODULE = "sglang.kernels.ops.mamba.mamba_state_scatter_triton"
 
-# SGLang's functions taken over, each with the parameter whose tensor's device decides who runs
-# it (its first) and how to reach that tensor.
+# SGLang's functions taken over, each with how to reach, from its first parameter, the tensor
+# whose device decides who runs it.
 TAKEN_OVER = {
     "scatter_mamba_states_after_mtp_verify": lambda caches: caches.temporal,
     "track_mamba_states_all_layers": lambda pool: pool,
@@ -55,13 +56,16 @@ def reason_to_stay_out(
 
 
 def around(name: str, ours):
-    """SGLang's AROUND hook for its function `name`: ours for CUDA tensors, else SGLang's."""
+    """SGLang's AROUND hook for its function `name`: ours for CUDA tensors, else SGLang's. The
+    first argument may come by position or by its name (ours and SGLang's share the names)."""
     tensor_of = TAKEN_OVER[name]
+    first_name = next(iter(inspect.signature(ours).parameters))
 
-    def hook(original, first, *args, **kwargs):
-        if tensor_of(first).is_cuda:
-            return ours(first, *args, **kwargs)
-        return original(first, *args, **kwargs)
+    def hook(original, *args, **kwargs):
+        first = args[0] if args else kwargs.get(first_name)
+        if first is not None and tensor_of(first).is_cuda:
+            return ours(*args, **kwargs)
+        return original(*args, **kwargs)
 
     hook.__name__ = hook.__qualname__ = f"mamba_state_ext_{name}"
     return hook
