@@ -153,14 +153,18 @@ def _defined_already() -> bool:
 
 def _adopt_defined(choice: str) -> Backend:
     """The backend when another library defined the operators first; it goes on serving them."""
-    loaded = ", ".join(sorted(torch.ops.loaded_libraries)) or "none by torch.ops.load_library"
+    libraries = sorted(torch.ops.loaded_libraries)
+    loaded = ", ".join(libraries) or "none by torch.ops.load_library"
     what = "the library that defined mamba_state's operators before mamba_state_ext loaded"
-    if choice == "python":
-        raise ImportError(
-            f"{BACKEND_ENV}=python, but {what} serves them in this process (loaded: {loaded})"
-        )
+    asked = os.environ.get(LIBRARY_ENV)
+    if choice == "python" or (
+        asked and os.path.realpath(asked) not in map(os.path.realpath, libraries)
+    ):
+        wanted = f"{BACKEND_ENV}=python" if choice == "python" else f"{LIBRARY_ENV}={asked}"
+        raise ImportError(f"{wanted}, but {what} serves them in this process (loaded: {loaded})")
     build = _read_build_info(what)
-    return _compiled_backend(None, build, f"{what} serves them (loaded: {loaded})")
+    path = libraries[0] if len(libraries) == 1 else None
+    return _compiled_backend(path, build, f"{what} serves them (loaded: {loaded})")
 
 
 def _compiled_backend(path: str | None, build: dict[str, str], reason: str) -> Backend:
@@ -180,8 +184,10 @@ def _compiled_backend(path: str | None, build: dict[str, str], reason: str) -> B
 
 
 def load() -> Backend:
-    """Called once, by importing the package."""
+    """Called by importing the package; once per process (a reload gets the same backend)."""
     global _current
+    if _current is not None:
+        return _current
     choice = os.environ.get(BACKEND_ENV, "auto")
     if choice not in ("auto", "compiled", "python"):
         raise ValueError(f"{BACKEND_ENV} must be auto, compiled or python (got {choice!r})")

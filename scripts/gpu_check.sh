@@ -15,39 +15,54 @@
 #      against a copy_ of the same bytes in its own run;
 #   5. compute-sanitizer (memcheck, racecheck) on every kernel path and on fuzz cases; the SASS.
 #
-#   COMMIT=$(git rev-parse HEAD) bash scripts/gpu_check.sh 1 2     # about 5 minutes
-#   COMMIT=$(git rev-parse HEAD) bash scripts/gpu_check.sh 3 4 5   # about 6 minutes
+#   COMMIT=$(git rev-parse HEAD) bash scripts/gpu_check.sh 1 2     # one call of the device tool
+#   COMMIT=$(git rev-parse HEAD) bash scripts/gpu_check.sh 3 4 5   # the next
 #
-# No part needs another's output (each installs the wheel), so that each call fits the device
-# tool's 600 s. Each writes under $OUT (default bench/results/DATE-CARD).
+# No part needs another's output (each call installs the wheel), so that the parts split into
+# calls of the device tool's 600 s as time allows. Each writes under $OUT (default
+# bench/results/DATE-CARD). How long each part takes has not been measured yet: the summary
+# gives each step's seconds.
 #
 # Carry dist/ (the wheel: pip wheel --no-build-isolation --no-deps -w dist . with
 # TORCH_CUDA_ARCH_LIST=9.0), build/wheels/ (SGLang's wheel, whose kernels the parity tests and the
 # benchmark read) and .whl/ (msgspec, for SGLang's envelope layout; SGLang for this Python and
 # its import's pure-Python packages, for the plugin). .whl/ must not hold torch, triton or
-# anything the machine has: they install with --no-deps ahead of the machine's own. At most 8
-# files land in $OUT: summary.txt (appended after every step), bench.json, bench.png, timing.txt,
-# variants.txt, sass.txt, logs.tar.gz.
+# anything the machine has: they install with --no-deps ahead of the machine's own. At most
+# seven files land in $OUT: summary-PARTS.txt (appended after every step), bench.json, bench.png,
+# timing.txt, variants.txt, sass.txt, logs-PARTS.tar.gz.
+#
+# Every step ends by DEADLINE seconds after the start (default 570: the device tool's 600 s for
+# one call, less the packing), its limit cut to fit; a step with no time left says "not run".
 set -uo pipefail
+caller=$PWD
 cd "$(dirname "$0")/.."
 REPO=$PWD
 
 PYTHON=${PYTHON:-python3}
+DEADLINE=${DEADLINE:-570}
 parts=" ${*:-1 2 3 4 5} "
 want() { [[ $parts == *" $1 "* ]]; }
+tag=$(echo $parts | tr ' ' '-')
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 | tr ' ' '-')
-OUT=$(realpath -m "${OUT:-bench/results/$(date +%F)-${card:-gpu}}")
+OUT=$(cd "$caller" && realpath -m "${OUT:-$REPO/bench/results/$(date +%F)-${card:-gpu}}")
 mkdir -p "$OUT"
 logs=$(mktemp -d)
-summary=$OUT/summary.txt
+summary=$OUT/summary-$tag.txt
 : >"$summary"
-pack_logs() { tar -C "$logs" -czf "$OUT/logs.tar.gz" . 2>/dev/null; }
+pack_logs() { tar -C "$logs" -czf "$OUT/logs-$tag.tar.gz" . 2>/dev/null; }
 export PYTHONUNBUFFERED=1 MAMBA_STATE_EXT_COMMIT=${COMMIT:-unknown}
 
-# step NAME LOG SECONDS COMMAND...: run under a time limit, log, append the outcome to summary.
+# step NAME LOG SECONDS COMMAND...: run under a time limit (cut to the deadline), log, append the
+# outcome to the summary.
 step() {
   local name=$1 log=$2 limit=$3
   shift 3
+  local left=$((DEADLINE - SECONDS))
+  if [ "$left" -lt 15 ]; then
+    echo "$name: NOT RUN (out of time, DEADLINE=$DEADLINE s)" | tee -a "$summary"
+    return 124
+  fi
+  [ "$limit" -le "$left" ] || limit=$left
   local started=$SECONDS status=0
   echo "::: $name"
   timeout "$limit" "$@" >"$logs/$log" 2>&1 || status=$?
@@ -131,7 +146,7 @@ variants=(
 if want 4; then
   for variant in "${variants[@]}"; do
     read -r name _ defines <<<"$variant"
-    (cd "$REPO" && MAX_JOBS=4 timeout 300 "$PYTHON" scripts/build_variant.py \
+    (cd "$REPO" && MAX_JOBS=4 timeout 300 nice -n 19 "$PYTHON" scripts/build_variant.py \
       "$REPO/build/variants/$name" $defines >"$logs/variant-$name-build.log" 2>&1) &
   done
 fi
@@ -140,9 +155,10 @@ fi
 # tensors through SGLang's own loader.
 if want 3; then
 step tests tests.log 240 "$PYTHON" -m pytest "$REPO/tests" -q --maxfail=10 -m "not build" \
-  -k cuda -p no:cacheprovider
+  -k "cuda and not child" -p no:cacheprovider
 grep -E "passed|failed" "$logs/tests.log" | tail -n 1 | tee -a "$summary"
-if "$PYTHON" -c "import sglang.srt.plugins, sglang.srt.layers.attention.hybrid_linear_attn_backend" \
+if timeout 60 "$PYTHON" -c \
+    "import sglang.srt.plugins, sglang.srt.layers.attention.hybrid_linear_attn_backend" \
     >"$logs/plugin-import.log" 2>&1; then
   step "SGLang plugin on CUDA tensors" plugin.log 120 env -C "$REPO/tests" TRITON_INTERPRET=0 \
     SGLANG_PARITY=1 SGLANG_DEVICE=cuda "$PYTHON" sglang_plugin_child.py
@@ -168,12 +184,12 @@ for variant in "${variants[@]}"; do
   step "variant $name" "variant-$name.txt" 90 env MAMBA_STATE_EXT_LIBRARY="$library" \
     "$PYTHON" -m mamba_state_ext.bench --device cuda --preset ${presets//,/ } --n 8 64 \
     --methods mamba_state copy --reps 20
-  { echo "== $name ($defines)"; grep -E "^preset|^ +[0-9]+ +(mamba_state|copy)|share of copy" \
-      "$logs/variant-$name.txt"; } >>"$OUT/variants.txt"
-  (cd "$REPO" && "$PYTHON" scripts/check_sass.py --arch 9.0 --define $defines) \
-    >>"$OUT/variants.txt" 2>&1
+  {
+    echo "== $name ($defines)"
+    grep -E "^preset|^ +[0-9]+ +(mamba_state|copy)|share of copy" "$logs/variant-$name.txt"
+    (cd "$REPO" && timeout 120 "$PYTHON" scripts/check_sass.py --arch 9.0 --define $defines) 2>&1
+  } | tee -a "$OUT/variants.txt" >>"$summary"
 done
-cat "$OUT/variants.txt" >>"$summary"
 fi
 
 # 5. compute-sanitizer on this project's kernel only; one cudaMalloc per tensor, so that an access
@@ -203,6 +219,7 @@ cp "$logs/sass.txt" "$OUT/sass.txt"
 fi
 
 pack_logs
-echo "::: summary ($OUT)"
+echo "::: summary ($summary)"
 cat "$summary"
-! grep -q FAILED "$summary"
+# A step FAILED or NOT RUN, or a variant's SASS check found a problem (FAIL).
+! grep -qE "FAILED|NOT RUN|^FAIL " "$summary"

@@ -222,7 +222,7 @@ def test_a_library_loaded_before_the_package_goes_on_serving(tmp_path):
         torch.ops.load_library({str(copy)!r})
         import mamba_state_ext
         backend = mamba_state_ext.backend()
-        assert backend.library is None and backend.build, backend
+        assert backend.library == {str(copy)!r} and backend.build, backend
         states, caches = [torch.zeros(2, 5, 3)], [torch.randn(2, 3, 4, 3)]
         mamba_state_ext.update(states, caches, torch.tensor([4]), torch.tensor([2]))
         assert torch.equal(states[0][:, 4], caches[0][:, 0, 2])
@@ -234,13 +234,22 @@ def test_a_library_loaded_before_the_package_goes_on_serving(tmp_path):
         "the library that defined mamba_state's operators before mamba_state_ext loaded serves "
         f"them (loaded: {copy})" in process.stdout
     )
+    load_first = f"import torch; torch.ops.load_library({str(copy)!r}); import mamba_state_ext"
+    for variable, value in (
+        ("MAMBA_STATE_EXT_BACKEND", "python"),
+        ("MAMBA_STATE_EXT_LIBRARY", "/elsewhere/libmamba_state_ops.so"),
+    ):
+        process = run_python(load_first, **{variable: value})
+        assert process.returncode != 0
+        assert (
+            f"ImportError: {variable}={value}, but the library that defined mamba_state's "
+            "operators before mamba_state_ext loaded serves them in this process "
+            f"(loaded: {copy})" in process.stderr
+        )
+    # The library asked for, loaded first by hand, is simply the one in use.
     process = run_python(
-        f"import torch; torch.ops.load_library({str(copy)!r}); import mamba_state_ext",
-        MAMBA_STATE_EXT_BACKEND="python",
+        load_first + "; print(mamba_state_ext.backend().library)",
+        MAMBA_STATE_EXT_LIBRARY=str(copy),
     )
-    assert process.returncode != 0
-    assert (
-        "ImportError: MAMBA_STATE_EXT_BACKEND=python, but the library that defined mamba_state's "
-        f"operators before mamba_state_ext loaded serves them in this process (loaded: {copy})"
-        in process.stderr
-    )
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.strip() == str(copy)

@@ -7,6 +7,7 @@ $MAMBA_STATE_EXT_SGLANG_WHEEL, or the installed sglang; without them these tests
 
 from __future__ import annotations
 
+import inspect
 import types
 
 import pytest
@@ -16,6 +17,7 @@ from helpers import DEVICES, fill_random, run_python
 from sglang_kernels import looks_cuda
 
 from mamba_state_ext.integrations import sglang as ours
+from mamba_state_ext.integrations import sglang_plugin
 
 LAYERS, SLOTS, BATCH, DRAFTS, CONV_KERNEL = 2, 13, 5, 4, 4
 HEADS, HEAD_DIM, CONV_DIM = 2, 8, 24  # SSM state [HEADS, HEAD_DIM, HEAD_DIM]; conv [CONV_DIM, 3]
@@ -348,3 +350,17 @@ def test_the_single_kernels(device, name):
         assert process.returncode == 0, process.stdout + process.stderr
         return
     compare_functions(getattr(sglang_module(device), name), getattr(ours, name), name, device)
+
+
+@pytest.mark.parametrize("name", sorted(sglang_plugin.TAKEN_OVER))
+def test_the_drop_ins_have_sglangs_signatures(name):
+    """Same parameter names, order and defaults as SGLang's functions: the plugin passes SGLang's
+    callers' arguments through, by position or by name."""
+
+    def shape(function):
+        return [
+            (parameter.name, parameter.kind, parameter.default)
+            for parameter in inspect.signature(function).parameters.values()
+        ]
+
+    assert shape(getattr(ours, name)) == shape(getattr(sglang_module("cpu"), name))

@@ -137,7 +137,7 @@ def test_runs_on_the_current_stream():
     torch.cuda.synchronize()
     side = torch.cuda.Stream()
     with torch.cuda.stream(side):
-        torch.cuda._sleep(50_000_000)  # the op must queue behind this, not run beside it
+        torch.cuda._sleep(200_000_000)  # ~0.1 s: the op must queue behind this, not beside it
         mamba_state_ext.update(
             [p.view for p in pools], intermediates, slots, steps, rows, check=False
         )

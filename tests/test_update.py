@@ -450,6 +450,29 @@ def test_grid_keeps_the_budget_when_small_kinds_get_their_one_block():
         assert_same_bits(pool.parent, reference.parent)
 
 
+def test_grid_gives_back_the_block_that_costs_least():
+    """Kinds of 1, 1, 5 and 25 tiles in 13 blocks: shares of 0.4, 0.4, 2.03 and 10.2 round to
+    1, 1, 2 and 10, one too many. The block comes from the 25-tile kind (25 / 9 a block after),
+    not the 5-tile one (5 / 1)."""
+    generator = torch.Generator().manual_seed(15)
+    tile = 1024 * 4  # float32 elements in a tile of 16-byte copies
+    sizes = (tile, tile, 5 * tile, 25 * tile)
+    pools = [make_pool((1, 3, size), torch.float32, "contiguous", generator) for size in sizes]
+    caches = [
+        make_intermediate((1, 1, 2, size), torch.float32, "contiguous", generator) for size in sizes
+    ]
+    slots, steps, rows = torch.tensor([2]), torch.tensor([1]), torch.tensor([0])
+    expected = [pool.clone() for pool in pools]
+    loop_update([p.view for p in expected], caches, slots, steps, rows)
+    [launch] = run_cuda_grid_on_cpu(
+        [p.view for p in pools], caches, slots, steps, rows, max_blocks=13
+    )
+    assert [state["tiles_per_entry"] for state in launch["states"]] == [1, 1, 5, 25]
+    assert [state["blocks"] for state in launch["states"]] == [1, 1, 2, 9]
+    for pool, reference in zip(pools, expected):
+        assert_same_bits(pool.parent, reference.parent)
+
+
 @pytest.mark.parametrize("implementation", [pytest.param("op", marks=COMPILED), "fallback", "grid"])
 def test_offsets_past_2_to_the_31(implementation):
     """A source row and a destination slot more than 2**31 elements from the start. torch.empty

@@ -128,8 +128,9 @@ Launches make_launches(const CopyPlan& plan, int64_t max_blocks) {
       for (; assigned > budget; --assigned) {
         int idlest = -1;
         for (int k = 0; k < params.num_states; ++k) {
+          // The kind whose time per block stays least with one block fewer.
           if (blocks[k] > 1 &&
-              (idlest < 0 || costs[k] * blocks[idlest] < costs[idlest] * blocks[k])) {
+              (idlest < 0 || costs[k] * (blocks[idlest] - 1) < costs[idlest] * (blocks[k] - 1))) {
             idlest = k;
           }
         }
