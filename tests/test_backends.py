@@ -214,10 +214,13 @@ def test_a_second_copy_of_the_library_registers_nothing(tmp_path):
 def test_a_library_loaded_before_the_package_goes_on_serving(tmp_path):
     """A library that defined the operators before the package was imported (a CMake build,
     loaded by hand) keeps serving them, and the backend names what is loaded, not the package's
-    own library."""
+    own library. (No MAMBA_STATE_EXT_LIBRARY, which CI sets for the CMake build's run, unless
+    the case sets one.)"""
     copy = tmp_path / "loaded_first.so"
     shutil.copy(mamba_state_ext.backend().library, copy)
-    process = run_python(f"""
+    unset = {"MAMBA_STATE_EXT_LIBRARY": ""}
+    process = run_python(
+        f"""
         import torch
         torch.ops.load_library({str(copy)!r})
         import mamba_state_ext
@@ -227,7 +230,9 @@ def test_a_library_loaded_before_the_package_goes_on_serving(tmp_path):
         mamba_state_ext.update(states, caches, torch.tensor([4]), torch.tensor([2]))
         assert torch.equal(states[0][:, 4], caches[0][:, 0, 2])
         print(backend)
-    """)
+    """,
+        **unset,
+    )
     assert process.returncode == 0, process.stderr
     assert "registers nothing" not in process.stderr
     assert (
@@ -239,7 +244,7 @@ def test_a_library_loaded_before_the_package_goes_on_serving(tmp_path):
         ("MAMBA_STATE_EXT_BACKEND", "python"),
         ("MAMBA_STATE_EXT_LIBRARY", "/elsewhere/libmamba_state_ops.so"),
     ):
-        process = run_python(load_first, **{variable: value})
+        process = run_python(load_first, **{**unset, variable: value})
         assert process.returncode != 0
         assert (
             f"ImportError: {variable}={value}, but the library that defined mamba_state's "
