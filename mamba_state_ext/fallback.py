@@ -40,13 +40,15 @@ def _apply(op, states, sources, index_sets, num_rows, num_steps, entry_status) -
     if states[0].device.type == "cpu":
         checks.raise_for_first_bad_entry(op, resolved, num_slots, num_rows, num_steps)
     status, slot, row, step, applied = resolved.transpose(0, 1).flatten(1)  # sets laid end to end
+    per_set = status.view(len(index_sets), -1)
+    combined = per_set[0]
+    for more in per_set[1:]:
+        combined = combined | more  # the sets share the row bit: or, not add
     if entry_status is not None:
-        per_set = status.view(len(index_sets), -1)
-        combined = per_set[0]
-        for more in per_set[1:]:
-            combined = combined | more  # the sets share the row bit: or, not add
         entry_status.copy_(combined)
-    copying = ((applied != 0) & (status == 0)).nonzero().squeeze(1)  # the host read
+    # A bad entry applies none of its copies: a good commit waits on its track copy too.
+    entry_good = (combined == 0).repeat(len(index_sets))
+    copying = ((applied != 0) & entry_good).nonzero().squeeze(1)  # the host read
     if copying.numel() == 0:
         return
     slot, row, step = slot[copying], row[copying], step[copying]

@@ -11,27 +11,12 @@ MAMBA_STATE_EXT_LIBRARY.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_build_config():
-    # By path, as setup.py does: importing the package would load a library that defines the
-    # operators, and this build's library is loaded into this process once built.
-    path = ROOT / "mamba_state_ext" / "build_config.py"
-    spec = importlib.util.spec_from_file_location("mamba_state_ext_build_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build_config = load_build_config()
+from source_tree import ROOT, build_config
 
 
 def main() -> int:

@@ -28,9 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from mamba_state_ext import build_config  # noqa: E402
+from source_tree import ROOT, build_config
 
 KERNEL_SOURCE = ROOT / "csrc" / "cuda" / "copy_cuda.cu"
 KERNEL_NAME = "copy_kernel"

@@ -15,8 +15,12 @@
 #      against a copy_ of the same bytes in its own run;
 #   5. compute-sanitizer (memcheck, racecheck) on every kernel path and on fuzz cases; the SASS.
 #
-#   COMMIT=$(git rev-parse HEAD) bash scripts/gpu_check.sh 1 2     # one call of the device tool
-#   COMMIT=$(git rev-parse HEAD) bash scripts/gpu_check.sh 3 4 5   # the next
+#   COMMIT=<hash> bash scripts/gpu_check.sh 1 2     # one call of the device tool
+#   COMMIT=<hash> bash scripts/gpu_check.sh 3 4 5   # the next
+#
+# with <hash> what git rev-parse HEAD prints where the wheel was built, written into the command:
+# the device tool's copy of the tree carries no .git (without COMMIT, git is asked; where it
+# cannot say, the results record "unknown").
 #
 # No part needs another's output (each call installs the wheel), so that the parts split into
 # calls of the device tool's 600 s as time allows. Each writes under $OUT (default
@@ -50,7 +54,16 @@ logs=$(mktemp -d)
 summary=$OUT/summary-$tag.txt
 : >"$summary"
 pack_logs() { tar -C "$logs" -czf "$OUT/logs-$tag.tar.gz" . 2>/dev/null; }
-export PYTHONUNBUFFERED=1 MAMBA_STATE_EXT_COMMIT=${COMMIT:-unknown}
+COMMIT=${COMMIT:-$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)}
+export PYTHONUNBUFFERED=1 MAMBA_STATE_EXT_COMMIT=$COMMIT
+
+# SECONDS, cut to what is left before the deadline (at least 1): the limit of a command that is
+# not a step.
+cap() {
+  local left=$((DEADLINE - SECONDS))
+  [ "$left" -ge 1 ] || left=1
+  echo $(($1 < left ? $1 : left))
+}
 
 # step NAME LOG SECONDS COMMAND...: run under a time limit (cut to the deadline), log, append the
 # outcome to the summary.
@@ -85,7 +98,8 @@ step() {
 
 # Wheels the machine lacks, installed aside; the SGLang wheel in build/wheels/ is read where it is.
 if ls .whl/*.whl >/dev/null 2>&1; then
-  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
+  timeout "$(cap 120)" "$PYTHON" -m pip install -q --no-index --no-deps --no-compile \
+    --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 
@@ -99,16 +113,17 @@ step backend backend.log 60 "$PYTHON" -c "
 import mamba_state_ext
 print(mamba_state_ext.backend())
 assert 'site-packages' in mamba_state_ext.__file__, mamba_state_ext.__file__
-assert mamba_state_ext.backend().cuda == 'compiled', 'the CUDA kernel is not what serves CUDA'"
+assert mamba_state_ext.backend().cuda == 'compiled', 'the CUDA kernel is not what serves CUDA'" \
+  || exit 1  # else every CUDA test would skip, and nothing here be measured
 if want 1; then
 step "tests: stream, graph capture, no host sync" tests-launch.log 120 "$PYTHON" -m pytest \
-  "$REPO/tests/test_torch_integration.py" -q -p no:cacheprovider -k cuda
+  "$REPO/tests/test_torch_integration.py" -q -rs -p no:cacheprovider -m cuda
 step "tests: error cases in child processes" tests-errors.log 120 "$PYTHON" -m pytest \
   "$REPO/tests/test_errors.py" -q -p no:cacheprovider -k child
 grep -E "passed|failed" "$logs/tests-errors.log" | tail -n 1 | tee -a "$summary"
 # A case that killed its process: its native frames. (cuda-gdb debugs host code too.)
 for device in cpu cuda; do
-  (cd "$REPO/tests" && timeout 60 "$PYTHON" -X faulthandler error_child.py "$device" 0 \
+  (cd "$REPO/tests" && timeout "$(cap 60)" "$PYTHON" -X faulthandler error_child.py "$device" 0 \
     >"$logs/child-$device.jsonl" 2>&1) && continue
   crashed=$(cd "$REPO/tests" && "$PYTHON" -c "
 import json, sys
@@ -118,7 +133,7 @@ lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')]
 print(cases.index((lines[-1]['op'], lines[-1]['case'])))" "$logs/child-$device.jsonl")
   echo "error case $crashed on $device killed its process: backtrace in crash-$device.log" \
     | tee -a "$summary"
-  (cd "$REPO/tests" && timeout 120 cuda-gdb -batch -ex run -ex bt -ex "info sharedlibrary" \
+  (cd "$REPO/tests" && timeout "$(cap 120)" cuda-gdb -batch -ex run -ex bt -ex "info sharedlibrary" \
     --args "$PYTHON" error_child.py "$device" "$crashed" >"$logs/crash-$device.log" 2>&1)
   pack_logs
 done
@@ -129,10 +144,10 @@ sglang_wheel=$(ls "$REPO"/build/wheels/sglang-*.whl 2>/dev/null | head -n 1)
 if want 2; then
 step benchmark bench.txt 240 "$PYTHON" -m mamba_state_ext.bench --device cuda \
   --preset qwen3-next-tp4 sglang-qwen3-next-tp4 --n 1 8 64 --padded 8 \
-  --sglang-wheel "$sglang_wheel" --json "$OUT/bench.json" --plot "$OUT/bench.png"
+  ${sglang_wheel:+--sglang-wheel "$sglang_wheel"} --json "$OUT/bench.json" --plot "$OUT/bench.png"
 grep -E "^preset|^ +[0-9/]+ |target|note|host cost" "$logs/bench.txt" | tee -a "$summary"
 step timing timing.txt 120 "$PYTHON" "$REPO/scripts/gpu_timing.py" --n 8 64 --reps 10 \
-  --sglang-wheel "$sglang_wheel"
+  ${sglang_wheel:+--sglang-wheel "$sglang_wheel"}
 cp "$logs/timing.txt" "$OUT/timing.txt"
 fi
 
@@ -151,13 +166,13 @@ if want 4; then
   done
 fi
 
-# 3. Every test on CUDA tensors (their ids name cuda; CI runs the rest) and the plugin on CUDA
-# tensors through SGLang's own loader.
+# 3. Every test that needs a GPU (the marker cuda, tests/conftest.py; CI runs the rest) and the
+# plugin on CUDA tensors through SGLang's own loader.
 if want 3; then
-step tests tests.log 240 "$PYTHON" -m pytest "$REPO/tests" -q --maxfail=10 -m "not build" \
-  -k "cuda and not child" -p no:cacheprovider
+step tests tests.log 240 "$PYTHON" -m pytest "$REPO/tests" -q -rs --maxfail=10 \
+  -m "cuda and not build" -k "not child" -p no:cacheprovider
 grep -E "passed|failed" "$logs/tests.log" | tail -n 1 | tee -a "$summary"
-if timeout 60 "$PYTHON" -c \
+if timeout "$(cap 60)" "$PYTHON" -c \
     "import sglang.srt.plugins, sglang.srt.layers.attention.hybrid_linear_attn_backend" \
     >"$logs/plugin-import.log" 2>&1; then
   step "SGLang plugin on CUDA tensors" plugin.log 120 env -C "$REPO/tests" TRITON_INTERPRET=0 \
@@ -172,7 +187,9 @@ fi
 # 4. The variant sweep: each variant of the kernel's switches, timed beside copy_ in its own run;
 # the kernel as it is was timed in part 2.
 if want 4; then
-wait
+# The builds (each under its own 300 s), waited for until the deadline, then stopped.
+while [ -n "$(jobs -pr)" ] && [ "$SECONDS" -lt $((DEADLINE - 15)) ]; do sleep 2; done
+kill $(jobs -pr) 2>/dev/null
 : >"$OUT/variants.txt"
 for variant in "${variants[@]}"; do
   read -r name presets defines <<<"$variant"
@@ -187,7 +204,8 @@ for variant in "${variants[@]}"; do
   {
     echo "== $name ($defines)"
     grep -E "^preset|^ +[0-9]+ +(mamba_state|copy)|share of copy" "$logs/variant-$name.txt"
-    (cd "$REPO" && timeout 120 "$PYTHON" scripts/check_sass.py --arch 9.0 --define $defines) 2>&1
+    (cd "$REPO" && timeout "$(cap 120)" "$PYTHON" scripts/check_sass.py --arch 9.0 \
+      --define $defines) 2>&1
   } | tee -a "$OUT/variants.txt" >>"$summary"
 done
 fi
@@ -200,7 +218,7 @@ sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-san
 sanitize=(env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$sanitizer" --kernel-name kns=copy_kernel
           --error-exitcode 1)
 # A sanitizer that cannot run a torch kernel at all on this machine says so, not FAILED.
-if timeout 120 "$sanitizer" --tool memcheck --error-exitcode 1 "$PYTHON" -c \
+if timeout "$(cap 120)" "$sanitizer" --tool memcheck --error-exitcode 1 "$PYTHON" -c \
     "import torch; torch.ones(1, device='cuda').add_(1); torch.cuda.synchronize()" \
     >"$logs/sanitizer-probe.log" 2>&1; then
   for tool in memcheck racecheck; do

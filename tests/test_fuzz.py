@@ -183,6 +183,24 @@ def cases(draw, *, with_bad_entries=False):
         for n in range(num_entries):  # the row is shared: no track copy from a bad or garbage row
             if n in bad or not (0 <= entry_rows[n] < rows):
                 track_steps[n] = -1
+        # Entries whose commit is good and whose track copy breaks a bound: bad, none of it applied.
+        good_commits = [
+            n
+            for n in range(num_entries)
+            if n not in bad
+            and entry_steps[n] + step_offset >= 0
+            and 0 <= entry_slots[n] < slots
+            and 0 <= entry_rows[n] < rows
+        ]
+        if with_bad_entries and good_commits:
+            for n in draw(st.lists(st.sampled_from(good_commits), max_size=2, unique=True)):
+                if draw(st.booleans()):
+                    track_slots[n] = draw(st.sampled_from([slots, slots + 4]))
+                    track_steps[n] = draw(st.integers(0, steps - 1))
+                else:
+                    track_slots[n] = draw(st.integers(0, slots - 1))
+                    track_steps[n] = steps + draw(st.integers(0, 2))
+                bad.append(n)
         track_slots = torch.tensor(track_slots, dtype=index_dtype())
         track_steps = torch.tensor(track_steps, dtype=index_dtype())
     return Case(
@@ -240,7 +258,8 @@ def expected_status(case: Case):
         )
     )
     status = checks.resolve_all(index_sets, num_slots, num_rows, num_steps)[:, 0]
-    return status.sum(0).tolist()  # bad entries have no track copy: no bit is counted twice
+    # A bad entry breaks the bounds of one of its copies, never of both: no bit is counted twice.
+    return status.sum(0).tolist()
 
 
 def run_without_sync(implementation: str, case: Case):

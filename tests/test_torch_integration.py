@@ -157,6 +157,7 @@ def test_runs_on_the_current_stream():
         assert_same_bits(pool.parent, reference.parent)
 
 
+@CUDA
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
 def test_tensors_on_another_device_than_the_current_one():
     pools, intermediates, slots, steps, rows = make_call("cuda:1", seed=6)

@@ -231,18 +231,27 @@ def bad_entry_call(device, bad):
     return pool, intermediate, slots, steps, rows
 
 
+def without_raising(monkeypatch, implementation, device):
+    """The fallback on the CPU takes its CUDA path (report, do not raise) once its raise is
+    stubbed out: the same code, run where there is no GPU."""
+    if implementation == "fallback" and device == "cpu":
+        monkeypatch.setattr(checks, "raise_for_first_bad_entry", lambda *args: None)
+
+
 @pytest.mark.parametrize("bad", BAD_ENTRIES, ids=lambda bad: f"status{bad[3]}")
 @pytest.mark.parametrize(
     "implementation,device",
     [
         pytest.param("grid", "cpu"),
+        pytest.param("fallback", "cpu", id="fallback-cpu-without-raising"),
         pytest.param("op", "cuda", marks=[CUDA, COMPILED]),
         pytest.param("fallback", "cuda", marks=CUDA),
     ],
 )
-def test_bad_entry_without_sync(implementation, device, bad):
+def test_bad_entry_without_sync(implementation, device, bad, monkeypatch):
     """Where the op cannot raise (CUDA): a bad entry is applied nowhere, the good ones are, and
     entry_status says which bound the bad one broke."""
+    without_raising(monkeypatch, implementation, device)
     pool, intermediate, slots, steps, rows = bad_entry_call(device, bad)
     expected = pool.clone()
     good = torch.tensor([True, False, True, True], device=device)
@@ -253,6 +262,52 @@ def test_bad_entry_without_sync(implementation, device, bad):
     )
     assert_same_bits(pool.parent, expected.parent)
     assert status.tolist() == [0, bad[3], 0, 0]
+
+
+@pytest.mark.parametrize(
+    "implementation,device",
+    [
+        pytest.param("grid", "cpu"),
+        pytest.param("fallback", "cpu", id="fallback-cpu-without-raising"),
+        pytest.param("op", "cuda", marks=[CUDA, COMPILED]),
+        pytest.param("fallback", "cuda", marks=CUDA),
+    ],
+)
+def test_a_bad_track_copy_keeps_back_its_entrys_commit(implementation, device, monkeypatch):
+    """A bad entry applies none of its copies: where only its track copy is bad, its good commit
+    is not applied either; the other entries' copies are."""
+    without_raising(monkeypatch, implementation, device)
+    generator = torch.Generator().manual_seed(8)
+    pool = make_pool((LAYERS, SLOTS, 6, 4), torch.float32, "contiguous", generator, device)
+    intermediate = make_intermediate(
+        (LAYERS, ROWS, STEPS, 6, 4), torch.bfloat16, "contiguous", generator, device
+    )
+    index = dict(device=device)
+    slots, steps = torch.tensor([1, 2, 3, 4], **index), torch.tensor([0, 1, 2, 3], **index)
+    track_slots = torch.tensor([SLOTS, -1, 5, 6], **index)  # entry 0: a track slot past the pool
+    track_steps = torch.tensor([1, 0, STEPS, 4], **index)  # entry 2: a track step past the cache
+    expected = pool.clone()
+    loop_update(
+        [expected.view],
+        [intermediate],
+        slots[[1, 3]],
+        steps[[1, 3]],
+        torch.tensor([1, 3], **index),  # the op's rows are the entries' positions
+        track_slots=track_slots[[1, 3]],
+        track_steps=track_steps[[1, 3]],
+    )
+    status = torch.full((4,), -1, dtype=torch.int32, device=device)
+    IMPLEMENTATIONS[implementation](
+        [pool.view],
+        [intermediate],
+        slots,
+        steps,
+        entry_status=status,
+        track_slots=track_slots,
+        track_steps=track_steps,
+    )
+    assert_same_bits(pool.parent, expected.parent)
+    assert status.tolist() == [checks.TRACK_SLOT_OUT_OF_RANGE, 0, checks.TRACK_STEP_OUT_OF_RANGE, 0]
 
 
 @pytest.mark.parametrize("bad", BAD_ENTRIES, ids=lambda bad: f"status{bad[3]}")
