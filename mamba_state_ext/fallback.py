@@ -46,7 +46,7 @@ def _apply(op, states, sources, index_sets, num_rows, num_steps, entry_status) -
         combined = combined | more  # the sets share the row bit: or, not add
     if entry_status is not None:
         entry_status.copy_(combined)
-    # A bad entry applies none of its copies: a good commit waits on its track copy too.
+    # A bad entry applies none of its copies: a good commit is left undone if its track copy is bad.
     entry_good = (combined == 0).repeat(len(index_sets))
     copying = ((applied != 0) & entry_good).nonzero().squeeze(1)  # the host read
     if copying.numel() == 0:

@@ -231,6 +231,16 @@ def bad_entry_call(device, bad):
     return pool, intermediate, slots, steps, rows
 
 
+# Where a bad entry is reported, not raised: on CUDA, and on the CPU the CUDA grid and the
+# fallback's CUDA path (without_raising).
+WITHOUT_RAISING = [
+    pytest.param("grid", "cpu"),
+    pytest.param("fallback", "cpu", id="fallback-cpu-without-raising"),
+    pytest.param("op", "cuda", marks=[CUDA, COMPILED]),
+    pytest.param("fallback", "cuda", marks=CUDA),
+]
+
+
 def without_raising(monkeypatch, implementation, device):
     """The fallback on the CPU takes its CUDA path (report, do not raise) once its raise is
     stubbed out: the same code, run where there is no GPU."""
@@ -239,15 +249,7 @@ def without_raising(monkeypatch, implementation, device):
 
 
 @pytest.mark.parametrize("bad", BAD_ENTRIES, ids=lambda bad: f"status{bad[3]}")
-@pytest.mark.parametrize(
-    "implementation,device",
-    [
-        pytest.param("grid", "cpu"),
-        pytest.param("fallback", "cpu", id="fallback-cpu-without-raising"),
-        pytest.param("op", "cuda", marks=[CUDA, COMPILED]),
-        pytest.param("fallback", "cuda", marks=CUDA),
-    ],
-)
+@pytest.mark.parametrize("implementation,device", WITHOUT_RAISING)
 def test_bad_entry_without_sync(implementation, device, bad, monkeypatch):
     """Where the op cannot raise (CUDA): a bad entry is applied nowhere, the good ones are, and
     entry_status says which bound the bad one broke."""
@@ -264,15 +266,7 @@ def test_bad_entry_without_sync(implementation, device, bad, monkeypatch):
     assert status.tolist() == [0, bad[3], 0, 0]
 
 
-@pytest.mark.parametrize(
-    "implementation,device",
-    [
-        pytest.param("grid", "cpu"),
-        pytest.param("fallback", "cpu", id="fallback-cpu-without-raising"),
-        pytest.param("op", "cuda", marks=[CUDA, COMPILED]),
-        pytest.param("fallback", "cuda", marks=CUDA),
-    ],
-)
+@pytest.mark.parametrize("implementation,device", WITHOUT_RAISING)
 def test_a_bad_track_copy_keeps_back_its_entrys_commit(implementation, device, monkeypatch):
     """A bad entry applies none of its copies: where only its track copy is bad, its good commit
     is not applied either; the other entries' copies are."""

@@ -226,8 +226,8 @@ MAMBA_STATE_HOST_DEVICE void write_entry_status(const KernelParams& params, int 
 }
 
 // Resolves the launch's task `task` (threads share them out kTasksPerThread each, in order);
-// returns whether it copies, and if so where, in *live. A bad entry applies none of its copies:
-// a good commit waits on its entry's track copy being good too.
+// returns whether it copies, and if so where, in *live. A bad entry applies none of its copies: a
+// good commit is left undone when its entry's track copy is bad.
 MAMBA_STATE_HOST_DEVICE bool resolve_task(const KernelParams& params, int task, LiveTask* live) {
   if (task >= params.num_tasks) return false;
   int64_t set;
