@@ -100,4 +100,13 @@ MAMBA_STATE_HOST_DEVICE int32_t entry_status(const EntryIndices& indices, int64_
   return status;
 }
 
+// Whether set `set` of entry n copies, and if so where, in *task. A bad entry applies none of its
+// copies: a good commit is left undone when the entry's track copy is bad.
+MAMBA_STATE_HOST_DEVICE bool entry_copies(const EntryIndices& indices, int set, int64_t n,
+                                          LiveTask* task) {
+  const ResolvedEntry entry = resolve_entry(indices, set, n);
+  *task = entry.task;
+  return entry.copies() && (indices.num_sets == 1 || entry_status(indices, n) == 0);
+}
+
 }  // namespace mamba_state

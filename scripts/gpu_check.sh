@@ -57,8 +57,7 @@ pack_logs() { tar -C "$logs" -czf "$OUT/logs-$tag.tar.gz" . 2>/dev/null; }
 COMMIT=${COMMIT:-$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)}
 export PYTHONUNBUFFERED=1 MAMBA_STATE_EXT_COMMIT=$COMMIT
 
-# SECONDS, cut to what is left before the deadline (at least 1): the limit of a command that is
-# not a step.
+# SECONDS, cut to what is left before the deadline (at least 1): every command's time limit.
 cap() {
   local left=$((DEADLINE - SECONDS))
   [ "$left" -ge 1 ] || left=1
@@ -75,7 +74,7 @@ step() {
     echo "$name: NOT RUN (out of time, DEADLINE=$DEADLINE s)" | tee -a "$summary"
     return 124
   fi
-  [ "$limit" -le "$left" ] || limit=$left
+  limit=$(cap "$limit")
   local started=$SECONDS status=0
   echo "::: $name"
   timeout "$limit" "$@" >"$logs/$log" 2>&1 || status=$?

@@ -226,16 +226,13 @@ MAMBA_STATE_HOST_DEVICE void write_entry_status(const KernelParams& params, int 
 }
 
 // Resolves the launch's task `task` (threads share them out kTasksPerThread each, in order);
-// returns whether it copies, and if so where, in *live. A bad entry applies none of its copies: a
-// good commit is left undone when its entry's track copy is bad.
+// returns whether it copies, and if so where, in *live.
 MAMBA_STATE_HOST_DEVICE bool resolve_task(const KernelParams& params, int task, LiveTask* live) {
   if (task >= params.num_tasks) return false;
   int64_t set;
   int64_t n;
   divide(params.first_task + task, params.indices.num_entries, &set, &n);
-  const ResolvedEntry entry = resolve_entry(params.indices, static_cast<int>(set), n);
-  *live = entry.task;
-  return entry.copies() && (params.indices.num_sets == 1 || entry_status(params.indices, n) == 0);
+  return entry_copies(params.indices, static_cast<int>(set), n, live);
 }
 
 // The kind that block serves.
