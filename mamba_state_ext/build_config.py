@@ -14,9 +14,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-_HERE = Path(__file__).parent
+_HERE = Path(__file__).resolve().parent
 _FLAGS = json.loads((_HERE / "build_flags.json").read_text())
 CONSTANTS = json.loads((_HERE / "constants.json").read_text())
+SOURCE_DIR = _HERE / "csrc"
 
 # Architectures of a release build: Ampere, Ada, Hopper, Blackwell (data centre and RTX), plus PTX
 # for later cards; each with the first CUDA release that knows it. TORCH_CUDA_ARCH_LIST overrides.
@@ -28,6 +29,9 @@ RELEASE_ARCHS = tuple(
 # later one, whichever torch it was built against.
 TORCH_TARGET = tuple(int(part) for part in _FLAGS["torch_target"].split("."))
 TARGET_DEFINE = f"-DTORCH_TARGET_VERSION=0x{TORCH_TARGET[0]:02x}{TORCH_TARGET[1]:02x}000000000000"
+# The CUDA major of a release's main wheel (the one torch's own default wheels use); a build for
+# another major is versioned +cuNN (setup.py).
+DEFAULT_CUDA_MAJOR: int = _FLAGS["default_cuda_major"]
 # No --use_fast_math: conversions must round and keep denormals exactly as Tensor.to does.
 CXX_FLAGS = _FLAGS["cxx_flags"]
 NVCC_FLAGS = _FLAGS["nvcc_flags"]
@@ -39,7 +43,7 @@ CUDA_ENV = "MAMBA_STATE_EXT_CUDA"  # 1: build the CUDA kernel or fail; 0: skip i
 def constant_defines() -> list[str]:
     """constants.json as the definitions csrc/constants.h reads."""
     values = {
-        "MAX_ENTRY_DIMS": CONSTANTS["max_entry_dims"],
+        "MAX_STATE_DIMS": CONSTANTS["max_state_dims"],
         "OVERLAP_BUDGET": CONSTANTS["overlap_budget"],
         "MAX_FOLLOWED_BLOCKS": CONSTANTS["max_followed_blocks"],
     }
@@ -49,14 +53,16 @@ def constant_defines() -> list[str]:
     return [f"-DMAMBA_STATE_{name}={value}" for name, value in values.items()]
 
 
-def sources(root: Path, *, with_cuda: bool) -> list[str]:
-    """The translation units, relative to ``root``: csrc/ and csrc/cpu/, and with CUDA the grid's
-    launch plan (csrc/grid/) and the kernel (csrc/cuda/)."""
-    csrc = root / "csrc"
-    files = sorted(csrc.glob("*.cpp")) + sorted(csrc.glob("cpu/*.cpp"))
+def sources(*, with_cuda: bool, relative_to: Path | None = None) -> list[str]:
+    """The translation units of csrc/ (beside this file: the package ships its sources, for
+    mamba_state_ext.jit): csrc/ and csrc/cpu/, and with CUDA the grid's launch plan (csrc/grid/)
+    and the kernel (csrc/cuda/). Absolute paths, or relative to ``relative_to``."""
+    files = sorted(SOURCE_DIR.glob("*.cpp")) + sorted(SOURCE_DIR.glob("cpu/*.cpp"))
     if with_cuda:
-        files += sorted(csrc.glob("grid/*.cpp")) + sorted(csrc.glob("cuda/*.cu"))
-    return [str(f.relative_to(root)) for f in files]
+        files += sorted(SOURCE_DIR.glob("grid/*.cpp")) + sorted(SOURCE_DIR.glob("cuda/*.cu"))
+    if relative_to is not None:
+        return [str(f.relative_to(relative_to.resolve())) for f in files]
+    return [str(f) for f in files]
 
 
 def cxx_flags(with_cuda: bool) -> list[str]:
@@ -149,8 +155,8 @@ def configure_cuda(torch_cuda_version: str | None, wanted: str | None = None) ->
 
     ``torch_cuda_version`` is ``torch.version.cuda`` (None for a CPU build of torch). ``wanted``
     is "1", "0" or "auto", by default ``MAMBA_STATE_EXT_CUDA`` (unset: auto). With "1" a missing
-    piece is an error; with "auto", CUDA is built when a CUDA build of torch and a toolkit are
-    both present.
+    piece is an error; with "auto", CUDA is built when a CUDA build of torch and a toolkit of its
+    CUDA major are both present.
     """
     wanted = wanted or os.environ.get(CUDA_ENV, "auto")
     if wanted not in ("0", "1", "auto"):
@@ -163,6 +169,14 @@ def configure_cuda(torch_cuda_version: str | None, wanted: str | None = None) ->
         missing = "torch is a CPU build (install a CUDA build of torch)"
     elif cuda_home is None:
         missing = "no CUDA toolkit found (set CUDA_HOME or put nvcc on PATH)"
+    elif nvcc_version(cuda_home)[0] != int(torch_cuda_version.split(".")[0]):
+        # torch's build helpers refuse to compile CUDA code for another CUDA major than torch's.
+        major, minor = nvcc_version(cuda_home)
+        missing = (
+            f"the CUDA toolkit in {cuda_home} is {major}.{minor} and torch is built with CUDA "
+            f"{torch_cuda_version} (set CUDA_HOME to a toolkit of CUDA "
+            f"{torch_cuda_version.split('.')[0]})"
+        )
     if missing:
         if wanted == "1":
             raise RuntimeError(f"{CUDA_ENV}=1 but {missing}")

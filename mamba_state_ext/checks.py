@@ -17,7 +17,7 @@ import torch
 
 from .calls import CopySlotsCall, UpdateCall
 from .constants import (
-    MAX_ENTRY_DIMS,
+    MAX_STATE_DIMS,
     ROW_OUT_OF_RANGE,
     SLOT_OUT_OF_RANGE,
     STEP_OUT_OF_RANGE,
@@ -34,12 +34,12 @@ CONVERTED_FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 def _check_pool_rank(op: str, state: torch.Tensor, k: int) -> None:
     if state.dim() < 2:
         raise ValueError(
-            f"{op}states[{k}] must be [layers, slots, *entry] (got shape {list(state.shape)})"
+            f"{op}states[{k}] must be [layers, slots, *state] (got shape {list(state.shape)})"
         )
-    if state.dim() - 2 > MAX_ENTRY_DIMS:
+    if state.dim() - 2 > MAX_STATE_DIMS:
         raise ValueError(
-            f"{op}states[{k}] has {state.dim() - 2} entry dims; "
-            f"at most {MAX_ENTRY_DIMS} are supported"
+            f"{op}states[{k}] has {state.dim() - 2} state dims; "
+            f"at most {MAX_STATE_DIMS} are supported"
         )
 
 
@@ -141,7 +141,7 @@ def check_update_shapes(call: UpdateCall) -> None:
         _check_pool_rank(op, state, k)
         if intermediate.dim() < 3:
             raise ValueError(
-                f"{op}intermediates[{k}] must be [layers, rows, steps, *entry] "
+                f"{op}intermediates[{k}] must be [layers, rows, steps, *state] "
                 f"(got shape {list(intermediate.shape)})"
             )
         if intermediate.shape[0] != state.shape[0]:
@@ -151,7 +151,7 @@ def check_update_shapes(call: UpdateCall) -> None:
             )
         if intermediate.shape[3:] != state.shape[2:]:
             raise ValueError(
-                f"{op}intermediates[{k}] has entry shape {list(intermediate.shape[3:])} "
+                f"{op}intermediates[{k}] has state shape {list(intermediate.shape[3:])} "
                 f"but states[{k}] has {list(state.shape[2:])}"
             )
         _check_same_slots(op, states, k)
@@ -345,14 +345,11 @@ def _writer_name(set_index: int, n: int) -> str:
     return f"track entry {n}" if set_index == 1 else f"entry {n}"
 
 
-def check_entries(op, index_sets, num_slots, num_rows, num_steps) -> None:
-    """The wrappers' ``check=True``: raises IndexError for the first bad copy, then for two
-    applied copies that write the same slot, then (copy_slots) for a slot both read and written.
-    One host sync for CUDA indices."""
-    resolved = resolve_all(index_sets, num_slots, num_rows, num_steps).cpu()
-    raise_for_first_bad_entry(op, resolved, num_slots, num_rows, num_steps)
+def _raise_for_shared_slots(op, resolved, num_sets) -> None:
+    """IndexError for two applied copies that write the same slot, then (copy_slots) for a slot
+    both read and written; ``resolved`` is resolve_all's, on the CPU."""
     writers = {}
-    for set_index in range(len(index_sets)):
+    for set_index in range(num_sets):
         slots, applied = resolved[set_index, 1].tolist(), resolved[set_index, 4].tolist()
         for n, (slot, is_applied) in enumerate(zip(slots, applied)):
             if not is_applied:
@@ -372,3 +369,28 @@ def check_entries(op, index_sets, num_slots, num_rows, num_steps) -> None:
                 raise IndexError(
                     f"{op}entry {n} reads src slot {row}, which entry {writers[row][1]} writes"
                 )
+
+
+def check_entries(op, index_sets, num_slots, num_rows, num_steps) -> None:
+    """The wrappers' ``check=True``: raises IndexError for the first bad copy, then for two
+    applied copies that write the same slot, then (copy_slots) for a slot both read and written.
+    One host sync for CUDA indices."""
+    resolved = resolve_all(index_sets, num_slots, num_rows, num_steps).cpu()
+    raise_for_first_bad_entry(op, resolved, num_slots, num_rows, num_steps)
+    _raise_for_shared_slots(op, resolved, len(index_sets))
+
+
+def check_after_call(op, index_sets, num_slots, num_rows, num_steps, entry_status) -> None:
+    """After a call that wrote ``entry_status`` (on CUDA, where the op cannot raise without a
+    sync): the sync, then the IndexError that ``check_entries`` raises before a call, for the bad
+    entry the kernel reported; then the same check of shared slots. The call has applied the good
+    entries by then."""
+    status = entry_status.cpu()
+    resolved = resolve_all(index_sets, num_slots, num_rows, num_steps).cpu()
+    if bool(status.any()):
+        raise_for_first_bad_entry(op, resolved, num_slots, num_rows, num_steps)
+        raise RuntimeError(
+            f"{op}the kernel reported entry_status {status.tolist()}, which the index rules "
+            "do not (please report this)"
+        )
+    _raise_for_shared_slots(op, resolved, len(index_sets))

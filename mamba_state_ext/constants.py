@@ -8,7 +8,7 @@ from pathlib import Path
 
 _CONSTANTS = json.loads((Path(__file__).parent / "constants.json").read_text())
 
-MAX_ENTRY_DIMS: int = _CONSTANTS["max_entry_dims"]
+MAX_STATE_DIMS: int = _CONSTANTS["max_state_dims"]
 # The memory-sharing decision (overlap.py): steps before it answers conservatively, and blocks of
 # one view it follows against the whole of another.
 OVERLAP_BUDGET: int = _CONSTANTS["overlap_budget"]

@@ -1,11 +1,12 @@
 """Build the operator library in the running process (a notebook): ``mamba_state_ext.jit.load()``.
 
-It compiles the same csrc/ sources, with the same flags and definitions (build_config.py), as
-``pip install`` and CMake, through ``torch.utils.cpp_extension.load``, which links the CUDA
-runtime of the running torch (the library is for this process, not for shipping). It needs the
-source tree (a clone of the repository), and takes the place of the Python fallback: in a
-process where a compiled library already serves the operator, it says so and loads nothing, since
-an operator namespace can be defined only once per process.
+It compiles the package's own sources (csrc/ beside this file, in a checkout and in an installed
+wheel or sdist alike), with the same flags and definitions (build_config.py) as ``pip install``
+and CMake, through ``torch.utils.cpp_extension.load``, which needs ninja (``pip install ninja``)
+and links the CUDA runtime of the running torch (the library is for this process, not for
+shipping). It takes the place of the Python fallback: in a process where a compiled library
+already serves the operator, it says so and loads nothing, since an operator namespace can be
+defined only once per process.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import torch
 from . import _loader, build_config
 
 LIBRARY_NAME = "mamba_state_ops"
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _arch_flags(cuda_home: str) -> list[str]:
@@ -60,10 +60,10 @@ def load(
             "process (an operator namespace is defined once per process); nothing loaded"
         )
         return backend.library
-    if not (SOURCE_ROOT / "csrc").is_dir():
+    if not build_config.sources(with_cuda=False):
         raise FileNotFoundError(
-            f"mamba_state_ext.jit needs the source tree: no "
-            f"{SOURCE_ROOT / 'csrc'} (clone the repository, run from there)"
+            f"mamba_state_ext.jit: no sources in {build_config.SOURCE_DIR} (this install of "
+            "mamba_state_ext lacks its package data; reinstall it)"
         )
     if with_cuda is not False:  # None: auto (or MAMBA_STATE_EXT_CUDA); True: required
         with_cuda = build_config.configure_cuda(torch.version.cuda, "1" if with_cuda else None)
@@ -75,9 +75,7 @@ def load(
     if build_directory is None:
         build_directory = default_build_directory(with_cuda)
     Path(build_directory).mkdir(parents=True, exist_ok=True)
-    sources = [
-        str(SOURCE_ROOT / path) for path in build_config.sources(SOURCE_ROOT, with_cuda=with_cuda)
-    ]
+    sources = build_config.sources(with_cuda=with_cuda)
     cuda_flags = []
     if with_cuda:
         cuda_flags = build_config.nvcc_flags() + _arch_flags(os.environ["CUDA_HOME"])

@@ -66,19 +66,15 @@ def update(
     """
     states = as_list(states, "states")
     intermediates = as_list(intermediates, "intermediates")
-    arguments = (
-        states,
-        intermediates,
-        dst_slots,
-        steps,
-        src_rows,
-        step_offset,
-        entry_status,
-        track_slots,
-        track_steps,
-    )  # the schema's order
+    options = dict(
+        src_rows=src_rows,
+        step_offset=step_offset,
+        entry_status=entry_status,
+        track_slots=track_slots,
+        track_steps=track_steps,
+    )
     if check:
-        call = UpdateCall(*arguments)
+        call = UpdateCall(states, intermediates, dst_slots, steps, **options)
         checks.check_update_shapes(call)
         checks.check_entries(
             checks.UPDATE,
@@ -86,7 +82,7 @@ def update(
             states[0].shape[1],
             *intermediates[0].shape[1:3],
         )
-    torch.ops.mamba_state.update(*arguments)
+    torch.ops.mamba_state.update(states, intermediates, dst_slots, steps, **options)
 
 
 def copy_slots(
@@ -116,10 +112,12 @@ def copy_slots(
     """
     states = as_list(states, "states", checks.COPY_SLOTS)
     if check:
-        call = CopySlotsCall(states, src_slots, dst_slots, mask, entry_status)
+        call = CopySlotsCall(states, src_slots, dst_slots, mask=mask, entry_status=entry_status)
         checks.check_copy_slots_shapes(call)
         num_slots = states[0].shape[1]
         checks.check_entries(
             checks.COPY_SLOTS, checks.copy_slots_index_sets(call), num_slots, num_slots, 1
         )
-    torch.ops.mamba_state.copy_slots(states, src_slots, dst_slots, mask, entry_status)
+    torch.ops.mamba_state.copy_slots(
+        states, src_slots, dst_slots, mask=mask, entry_status=entry_status
+    )

@@ -1,22 +1,26 @@
 #!/usr/bin/env python
-"""Builds a variant of the operator library, the kernel's compile-time switches (csrc/grid/grid.h)
-set as given, for the GPU check's sweep (scripts/gpu_check.sh): the same sources and flags as
-every build path, through torch.utils.cpp_extension.load, for the GPU of this machine (or
-TORCH_CUDA_ARCH_LIST). Prints the library's path; the benchmark takes it as
-MAMBA_STATE_EXT_LIBRARY.
+"""Builds a variant of the operator library, the kernel's compile-time switches
+(mamba_state_ext/csrc/grid/grid.h) set as given, for the GPU check's sweep
+(scripts/kernel_variants.txt, scripts/prepare_gpu_check.sh). It goes through the CMake build,
+which compiles the same sources with the same flags as the wheel and links the CUDA runtime
+statically as the wheel does, so that a variant differs from the wheel's library by its switches
+alone. TORCH_CUDA_ARCH_LIST picks the architectures, as for every build. Prints the library's
+path; the benchmark takes it as MAMBA_STATE_EXT_LIBRARY.
 
-    python scripts/build_variant.py build/variants/bulk MAMBA_STATE_BULK_COPY=1
+    TORCH_CUDA_ARCH_LIST=9.0 python scripts/build_variant.py build/variants/bulk \\
+        MAMBA_STATE_BULK_COPY=1
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from pathlib import Path
 
-import torch
-from source_tree import ROOT, build_config
+import torch.utils
+from source_tree import ROOT
 
 
 def main() -> int:
@@ -24,30 +28,25 @@ def main() -> int:
     parser.add_argument("directory", type=Path)
     parser.add_argument("defines", nargs="*", help="NAME=VALUE switches")
     arguments = parser.parse_args()
-    if not build_config.configure_cuda(torch.version.cuda, "1"):
-        return 1
-    import torch.utils.cpp_extension as cpp_extension
-
-    cpp_extension.CUDA_HOME = os.environ["CUDA_HOME"]
-    defines = [f"-D{define}" for define in arguments.defines]
-    arguments.directory.mkdir(parents=True, exist_ok=True)
-    name = "mamba_state_variant_" + (
-        "_".join(
-            define.replace("MAMBA_STATE_", "").replace("=", "").replace(".", "").lower()
-            for define in arguments.defines
-        )
-        or "default"
-    )
-    cpp_extension.load(
-        name=name,
-        sources=[str(ROOT / path) for path in build_config.sources(ROOT, with_cuda=True)],
-        build_directory=str(arguments.directory),
-        extra_cflags=build_config.cxx_flags(True) + defines,
-        extra_cuda_cflags=build_config.nvcc_flags() + defines,
-        with_cuda=True,
-        is_python_module=False,
-    )
-    print(arguments.directory / f"{name}.so")
+    defines = " ".join(f"-D{define}" for define in arguments.defines)
+    directory = arguments.directory.resolve()
+    configure = [
+        "cmake",
+        "-S",
+        str(ROOT),
+        "-B",
+        str(directory),
+        f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
+        "-DMAMBA_STATE_WITH_CUDA=ON",
+        "-DMAMBA_STATE_BUILD_TESTS=OFF",
+        f"-DCMAKE_CXX_FLAGS={defines}",
+        f"-DCMAKE_CUDA_FLAGS={defines}",
+    ]
+    jobs = os.environ.get("MAX_JOBS", str(os.cpu_count() or 1))
+    for command in (configure, ["cmake", "--build", str(directory), "-j", jobs]):
+        if subprocess.run(command, stdout=sys.stderr).returncode != 0:
+            return 1
+    print(directory / "libmamba_state_ops.so")
     return 0
 
 

@@ -1,13 +1,14 @@
 #!/usr/bin/env python
 """What the CUDA kernel compiles to, checked without a GPU.
 
-Compiles csrc/cuda/copy_cuda.cu to a cubin with the build's own flags (build_config.py) and
-``-Xptxas -v``, then reads the compiler's resource report and the SASS (cuobjdump, from the CUDA
-toolkit or the triton wheel that comes with torch). It fails unless, for every architecture:
-no spills, no stack frame, no local-memory instruction (LDL/STL), 128-bit global loads and stores
-present (LDG.E.128 / STG.E.128, the vectorized path) with at least UNITS_IN_FLIGHT of those loads
-issued before the first store, and registers within the budget that keeps two 256-thread blocks
-resident per SM (kMinBlocksPerMultiprocessor in csrc/grid/grid.h).
+Compiles mamba_state_ext/csrc/cuda/copy_cuda.cu to a cubin with the build's own flags
+(build_config.py) and ``-Xptxas -v``, then reads the compiler's resource report and the SASS
+(cuobjdump, from the CUDA toolkit or the triton wheel that comes with torch). It fails unless, for
+every architecture: no spills, no stack frame, no local-memory instruction (LDL/STL), 128-bit
+global loads and stores present (LDG.E.128 / STG.E.128, the vectorized path) with at least
+UNITS_IN_FLIGHT of those loads issued before the first store, and registers within the budget that
+keeps two 256-thread blocks resident per SM (kMinBlocksPerMultiprocessor in
+mamba_state_ext/csrc/grid/grid.h).
 
     python scripts/check_sass.py                 # sm_90
     python scripts/check_sass.py --arch 8.0 9.0 10.0
@@ -28,12 +29,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from source_tree import ROOT, build_config
+from source_tree import build_config
 
-KERNEL_SOURCE = ROOT / "csrc" / "cuda" / "copy_cuda.cu"
+KERNEL_SOURCE = build_config.SOURCE_DIR / "cuda" / "copy_cuda.cu"
 KERNEL_NAME = "copy_kernel"
 REGISTER_BUDGET = 128  # 65536 registers / (kMinBlocksPerMultiprocessor 2 x 256 threads)
-UNITS_IN_FLIGHT = 4  # kUnitsPerThread in csrc/grid/grid.h
+UNITS_IN_FLIGHT = 4  # kUnitsPerThread in mamba_state_ext/csrc/grid/grid.h
 
 
 def find_cuobjdump(cuda_home: str) -> str:
@@ -161,7 +162,7 @@ def main() -> int:
         nargs="*",
         default=[],
         metavar="NAME=VALUE",
-        help="compile-time switches of a variant (csrc/grid/grid.h)",
+        help="compile-time switches of a variant (mamba_state_ext/csrc/grid/grid.h)",
     )
     arguments = parser.parse_args()
     cuda_home = build_config.find_cuda_home()
@@ -177,9 +178,11 @@ def main() -> int:
     for problem in problems:
         print(f"FAIL {problem}")
     if not problems:
+        switches = dict(define.split("=", 1) for define in arguments.define)
+        in_flight = switches.get("MAMBA_STATE_UNITS_PER_THREAD", UNITS_IN_FLIGHT)
         print(
             "OK: no spills, no local memory, 128-bit loads and stores, "
-            f"{UNITS_IN_FLIGHT} loads in flight before a store"
+            f"{in_flight} loads in flight before a store"
         )
     return 1 if problems else 0
 

@@ -35,11 +35,9 @@ def kind_only(k: int):
             [s.caches[k]],
             s.slots,
             s.steps,
-            s.rows,
-            0,
-            None,
-            s.track_slots,
-            s.track_steps,
+            src_rows=s.rows,
+            track_slots=s.track_slots,
+            track_steps=s.track_steps,
         )
 
     return call
@@ -48,7 +46,13 @@ def kind_only(k: int):
 def raw_op(w: bench.Workload, i: int) -> None:
     s = w.index_sets[i]
     torch.ops.mamba_state.update(
-        w.states, s.caches, s.slots, s.steps, s.rows, 0, None, s.track_slots, s.track_steps
+        w.states,
+        s.caches,
+        s.slots,
+        s.steps,
+        src_rows=s.rows,
+        track_slots=s.track_slots,
+        track_steps=s.track_steps,
     )
 
 
@@ -92,7 +96,7 @@ def main() -> None:
     )
     parser.add_argument("--n", nargs="+", type=int, default=[1, 8, 64])
     parser.add_argument("--reps", type=int, default=30)
-    parser.add_argument("--sglang-wheel")
+    parser.add_argument("--sglang", metavar="PATH", help="as the benchmark's --sglang")
     args = parser.parse_args()
     device = torch.device("cuda", torch.cuda.current_device())
     print(
@@ -108,7 +112,7 @@ def main() -> None:
         "empty_launch": bench.METHODS["empty_launch"][0],
     }
     cycles_per_second = sleep_cycles_per_second(device)
-    why = bench.load_sglang(device, args.sglang_wheel)
+    why = bench.load_sglang(device, args.sglang)
     if why is None:
         methods["sglang"] = bench.METHODS["sglang"][0]
     else:

@@ -54,10 +54,10 @@ def run_case(device, kinds, *, index_dtype=torch.int64, bad_entry=False, seed=0)
     expected = [pool.clone() for pool in pools]
     good = torch.ones(ROWS, dtype=torch.bool, device=device)
     good[0] = not bad_entry
-    loop_update([p.view for p in expected], caches, slots[good], steps[good], rows[good])
+    loop_update([p.view for p in expected], caches, slots[good], steps[good], src_rows=rows[good])
     status = torch.full((ROWS,), -1, dtype=torch.int32, device=device)
     torch.ops.mamba_state.update(
-        [p.view for p in pools], caches, slots, steps, rows, entry_status=status
+        [p.view for p in pools], caches, slots, steps, src_rows=rows, entry_status=status
     )
     for pool, reference in zip(pools, expected):
         assert_same_bits(pool.parent, reference.parent)

@@ -37,7 +37,7 @@ class Pool:
 
 def make_pool(shape, dtype, layout: str, generator, device="cpu") -> Pool:
     """A [L, C, *E] pool: "contiguous", "sliced" (a slice of a larger storage, offset by one
-    element, so never 16-byte aligned) or "permuted" (the last two entry dims swapped)."""
+    element, so never 16-byte aligned) or "permuted" (the last two state dims swapped)."""
     shape = list(shape)
     if layout == "contiguous":
         parent = fill_random(torch.empty(shape, dtype=dtype), generator)
@@ -46,7 +46,7 @@ def make_pool(shape, dtype, layout: str, generator, device="cpu") -> Pool:
         parent = fill_random(torch.empty([s + 2 for s in shape], dtype=dtype), generator)
         view = parent[tuple(slice(1, 1 + s) for s in shape)]
     elif layout == "permuted":
-        assert len(shape) >= 4, "needs two entry dims"
+        assert len(shape) >= 4, "needs two state dims"
         swapped = shape[:-2] + [shape[-1], shape[-2]]
         parent = fill_random(torch.empty(swapped, dtype=dtype), generator)
         view = parent.transpose(-1, -2)

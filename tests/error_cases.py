@@ -126,14 +126,14 @@ CASES = [
         "state-rank",
         _set_item("states", 0, torch.zeros(3)),
         ValueError,
-        "states[0] must be [layers, slots, *entry] (got shape [3])",
+        "states[0] must be [layers, slots, *state] (got shape [3])",
         STRUCTURAL,
     ),
     ErrorCase(
         "intermediate-rank",
         _set_item("intermediates", 1, torch.zeros(3, 6)),
         ValueError,
-        "intermediates[1] must be [layers, rows, steps, *entry] (got shape [3, 6])",
+        "intermediates[1] must be [layers, rows, steps, *state] (got shape [3, 6])",
         STRUCTURAL,
     ),
     ErrorCase(
@@ -143,7 +143,7 @@ CASES = [
             _set_item("intermediates", 0, torch.zeros(3, 6, 4, *[1] * 9)),
         ),
         ValueError,
-        "states[0] has 9 entry dims; at most 8 are supported",
+        "states[0] has 9 state dims; at most 8 are supported",
         STRUCTURAL,
     ),
     ErrorCase(
@@ -157,7 +157,7 @@ CASES = [
         "entry-shape",
         _set_item("intermediates", 1, torch.ones(3, 6, 4, 5, 4, dtype=torch.bfloat16)),
         ValueError,
-        "intermediates[1] has entry shape [5, 4] but states[1] has [5, 3]",
+        "intermediates[1] has state shape [5, 4] but states[1] has [5, 3]",
         STRUCTURAL,
     ),
     ErrorCase(
@@ -396,7 +396,7 @@ COPY_SLOTS_CASES = [
         "copy-rank",
         _set_item("states", 0, torch.zeros(3)),
         ValueError,
-        "states[0] must be [layers, slots, *entry] (got shape [3])",
+        "states[0] must be [layers, slots, *state] (got shape [3])",
         STRUCTURAL,
     ),
     (

@@ -1,5 +1,5 @@
 """The tests' CPU run of the CUDA kernel's grid: a test-only operator library
-(tests/grid/grid_on_cpu.cpp with the host code of csrc/), built once per torch with
+(tests/grid/grid_on_cpu.cpp with the host code of mamba_state_ext/csrc/), built once per torch with
 torch.utils.cpp_extension.load under build/test-grid/, whichever library serves mamba_state."""
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ import torch
 from mamba_state_ext import build_config
 
 ROOT = Path(__file__).resolve().parent.parent
+CSRC = build_config.SOURCE_DIR
 # The host code the grid needs: the checks and the plan, the grid's launch plan, and the run.
 SOURCES = [
-    "csrc/checks.cpp",
-    "csrc/memory_overlap.cpp",
-    "csrc/plan.cpp",
-    "csrc/registration.cpp",
-    "csrc/tensor_meta.cpp",
-    "csrc/grid/launch_plan.cpp",
-    "tests/grid/grid_on_cpu.cpp",
+    *(CSRC / name for name in ("checks.cpp", "memory_overlap.cpp", "plan.cpp", "registration.cpp")),
+    CSRC / "tensor_meta.cpp",
+    CSRC / "grid" / "launch_plan.cpp",
+    ROOT / "tests" / "grid" / "grid_on_cpu.cpp",
 ]
 
 
@@ -38,8 +36,9 @@ def load():
     directory.mkdir(parents=True, exist_ok=True)
     cpp_extension.load(
         name="mamba_state_grid",
-        sources=[str(ROOT / source) for source in SOURCES],
+        sources=[str(source) for source in SOURCES],
         extra_cflags=build_config.cxx_flags(with_cuda=False),
+        extra_include_paths=[str(CSRC)],
         build_directory=str(directory),
         is_python_module=False,
         verbose=bool(os.environ.get("MAMBA_STATE_EXT_VERBOSE_BUILD")),

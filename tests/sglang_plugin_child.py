@@ -1,6 +1,7 @@
 """A process as SGLang starts one: SGLang's own load_plugins(), then its attention backend module
 imported. Prints one JSON object for test_sglang_plugin.py:
 
+- "release": the SGLang release this process imported;
 - "hooked": for each function the plugin takes over, whether the kernel module's name is now a
   wrapper of SGLang's original, and whether the backend module (where it imports the name) calls
   that wrapper;
@@ -13,6 +14,7 @@ imported. Prints one JSON object for test_sglang_plugin.py:
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -33,7 +35,7 @@ from sglang.srt.plugins import load_plugins  # noqa: E402
 load_plugins()
 import sglang.srt.layers.attention.hybrid_linear_attn_backend as backend  # noqa: E402
 
-result = {"hooked": {}}
+result = {"release": importlib.metadata.version("sglang"), "hooked": {}}
 for name, original in originals.items():
     now = getattr(kernels, name)
     result["hooked"][name] = {
@@ -45,14 +47,16 @@ if os.environ.get("SGLANG_PARITY") == "1":
     import sglang_kernels
     import test_sglang_parity as parity
 
-    if sglang_kernels.find_wheel() is None:
-        # Without the wheel the reference would be the installed module, which the hooks changed.
+    release = result["release"]
+    if sglang_kernels.find_source(release) is None:
+        # Without it the reference would be the imported module, which the hooks changed.
         sys.exit(
-            "SGLANG_PARITY=1 needs SGLang's wheel (build/wheels/, or "
-            f"${sglang_kernels.WHEEL_ENV}) for a copy of its kernels that no hook touched"
+            f"SGLANG_PARITY=1 needs SGLang {release}'s wheel, or the files extracted from it "
+            f"(tests/sglang_kernels.py), for a copy of its kernels that no hook touched"
         )
     device = os.environ.get("SGLANG_DEVICE", "cpu")
-    reference = sglang_kernels.load_scatter_kernels(on_cpu=device == "cpu")  # no hook touched it
+    # A copy of the release's kernels that no hook touched.
+    reference = sglang_kernels.load_scatter_kernels(release, on_cpu=device == "cpu")
     calls = {"count": 0}
 
     def counting(packet):

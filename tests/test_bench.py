@@ -196,7 +196,8 @@ def synthetic(n, method, median_us, live=None, host_us=None):
 
 
 def test_cuda_targets_against_synthetic_medians():
-    """Each GPU target of DESIGN.md, met or missed by numbers made up to sit on either side."""
+    """Each GPU target (bench/targets.py), met or missed by numbers made up to sit on either
+    side."""
     from mamba_state_ext.bench import report
 
     results = [

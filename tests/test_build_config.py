@@ -10,17 +10,20 @@ from helpers import ROOT
 
 from mamba_state_ext import build_config
 
+CSRC = build_config.SOURCE_DIR
+
 
 def test_sources():
-    cpu = build_config.sources(ROOT, with_cuda=False)
-    assert "csrc/cpu/copy_cpu.cpp" in cpu and "csrc/registration.cpp" in cpu
-    assert not any(path.startswith(("csrc/cuda/", "csrc/grid/")) for path in cpu)
-    full = build_config.sources(ROOT, with_cuda=True)
-    assert set(full) - set(cpu) == {"csrc/cuda/copy_cuda.cu", "csrc/grid/launch_plan.cpp"}
+    cpu = build_config.sources(with_cuda=False, relative_to=CSRC)
+    assert "cpu/copy_cpu.cpp" in cpu and "registration.cpp" in cpu
+    assert not any(path.startswith(("cuda/", "grid/")) for path in cpu)
+    full = build_config.sources(with_cuda=True, relative_to=CSRC)
+    assert set(full) - set(cpu) == {"cuda/copy_cuda.cu", "grid/launch_plan.cpp"}
     stems = [Path(path).stem for path in full]
     assert len(stems) == len(set(stems)), "torch's ninja build needs distinct file stems"
-    cuda_dir = {path.name for path in (ROOT / "csrc" / "cuda").iterdir()}
+    cuda_dir = {path.name for path in (CSRC / "cuda").iterdir()}
     assert cuda_dir == {"copy_cuda.cu"}, "csrc/cuda/ holds what nvcc compiles and nothing else"
+    assert build_config.sources(with_cuda=True) == [str(CSRC / path) for path in full]
 
 
 def test_every_translation_unit_targets_the_stable_abi():
@@ -34,11 +37,11 @@ def test_every_translation_unit_targets_the_stable_abi():
 
 def test_every_constant_reaches_the_cpp_code():
     """Each value of constants.json becomes a definition that csrc/constants.h requires."""
-    header = (ROOT / "csrc" / "constants.h").read_text()
+    header = (CSRC / "constants.h").read_text()
     defines = build_config.constant_defines()
     values = [
         build_config.CONSTANTS[key]
-        for key in ("max_entry_dims", "overlap_budget", "max_followed_blocks")
+        for key in ("max_state_dims", "overlap_budget", "max_followed_blocks")
     ]
     values += list(build_config.CONSTANTS["entry_status"].values())
     assert [int(define.split("=")[1]) for define in defines] == values
@@ -82,6 +85,20 @@ def test_cuda_switch(monkeypatch):
         build_config.configure_cuda("13.0")
 
 
+@pytest.mark.skipif(build_config.find_cuda_home() is None, reason="needs a CUDA toolkit (nvcc)")
+def test_a_toolkit_of_another_cuda_major_than_torchs(monkeypatch, capsys):
+    """torch's build helpers refuse it: auto builds without CUDA and says why; 1 is an error."""
+    major, minor = build_config.nvcc_version(build_config.find_cuda_home())
+    other = f"{major - 1}.8"
+    monkeypatch.delenv(build_config.CUDA_ENV, raising=False)
+    assert build_config.configure_cuda(other) is False
+    said = capsys.readouterr().out
+    assert f"is {major}.{minor} and torch is built with CUDA {other}" in said
+    assert f"a toolkit of CUDA {major - 1}" in said
+    with pytest.raises(RuntimeError, match=f"and torch is built with CUDA {other}"):
+        build_config.configure_cuda(other, "1")
+
+
 def test_cmake_reads_the_one_list_of_flags():
     """CMake reads build_flags.json and constants.json, as build_config.py does, and keeps no flag
     of its own; its sources are setup.py's."""
@@ -89,7 +106,8 @@ def test_cmake_reads_the_one_list_of_flags():
     assert "mamba_state_ext/build_flags.json" in text and "mamba_state_ext/constants.json" in text
     for flag in build_config.NVCC_FLAGS + build_config.CXX_FLAGS:
         assert f" {flag}" not in text.replace("# ", ""), f"CMakeLists.txt names {flag} itself"
-    assert "csrc/*.cpp csrc/cpu/*.cpp" in text and "csrc/grid/*.cpp csrc/cuda/*.cu" in text
+    assert "${csrc}/*.cpp ${csrc}/cpu/*.cpp" in text
+    assert "${csrc}/grid/*.cpp ${csrc}/cuda/*.cu" in text
 
 
 @pytest.mark.build

@@ -21,9 +21,11 @@ def test_disjoint_parts_of_one_buffer_are_accepted(implementation):
     cache = cache.unsqueeze(3).expand(3, 4, 2, 5, 4)  # a read-only broadcast source is fine
     expected = buffer.clone()
     expected_state = expected[: 2 * 3 * 8 * 4].view(2, 3, 8, 4)[:, :, :5].permute(1, 0, 2, 3)
-    loop_update([expected_state], [cache], torch.tensor([1]), torch.tensor([1]), torch.tensor([3]))
+    loop_update(
+        [expected_state], [cache], torch.tensor([1]), torch.tensor([1]), src_rows=torch.tensor([3])
+    )
     IMPLEMENTATIONS[implementation](
-        [state], [cache], torch.tensor([1]), torch.tensor([1]), torch.tensor([3])
+        [state], [cache], torch.tensor([1]), torch.tensor([1]), src_rows=torch.tensor([3])
     )
     assert_same_bits(buffer, expected)
 
@@ -41,8 +43,8 @@ def test_threads_on_disjoint_pools(device):
             for _ in range(25):
                 slots, steps, rows = make_indices(8, 16, 8, 4, generator, device=device)
                 expected = pool.clone()
-                loop_update([expected], [cache], slots, steps, rows)
-                mamba_state_ext.update([pool], [cache], slots, steps, rows, check=False)
+                loop_update([expected], [cache], slots, steps, src_rows=rows)
+                mamba_state_ext.update([pool], [cache], slots, steps, src_rows=rows, check=False)
                 if device == "cuda":
                     torch.cuda.current_stream().synchronize()
                 assert_same_bits(pool, expected)

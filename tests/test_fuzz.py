@@ -80,12 +80,12 @@ class Case:
     track_steps: torch.Tensor | None = None
 
     def arguments(self, states=None):
+        """The four required arguments."""
         return (
             (self.states if states is None else states),
             self.intermediates,
             self.dst_slots,
             self.steps,
-            self.src_rows,
         )
 
     def track(self) -> dict:
@@ -93,6 +93,10 @@ class Case:
         if self.track_slots is None:
             return {}
         return dict(track_slots=self.track_slots, track_steps=self.track_steps)
+
+    def options(self) -> dict:
+        """The optional arguments, as keyword arguments."""
+        return dict(src_rows=self.src_rows, step_offset=self.step_offset, **self.track())
 
     def to(self, device):
         moved = lambda t: None if t is None else t.to(device)  # noqa: E731
@@ -234,7 +238,7 @@ def expected_result(case: Case):
         case.intermediates,
         case.dst_slots[good],
         case.steps[good],
-        rows[good],
+        src_rows=rows[good],
         step_offset=case.step_offset,
         **track,
     )
@@ -244,19 +248,7 @@ def expected_result(case: Case):
 def expected_status(case: Case):
     num_slots = case.states[0].shape[1]
     num_rows, num_steps = case.intermediates[0].shape[1:3]
-    index_sets = checks.update_index_sets(
-        UpdateCall(
-            case.states,
-            case.intermediates,
-            case.dst_slots,
-            case.steps,
-            case.src_rows,
-            case.step_offset,
-            None,
-            case.track_slots,
-            case.track_steps,
-        )
-    )
+    index_sets = checks.update_index_sets(UpdateCall(*case.arguments(), **case.options()))
     status = checks.resolve_all(index_sets, num_slots, num_rows, num_steps)[:, 0]
     # A bad entry breaks the bounds of one of its copies, never of both: no bit is counted twice.
     return status.sum(0).tolist()
@@ -269,9 +261,7 @@ def run_without_sync(implementation: str, case: Case):
     status = torch.full(
         (case.dst_slots.numel(),), -1, dtype=torch.int32, device=case.dst_slots.device
     )
-    IMPLEMENTATIONS[implementation](
-        *case.arguments(), step_offset=case.step_offset, entry_status=status, **case.track()
-    )
+    IMPLEMENTATIONS[implementation](*case.arguments(), entry_status=status, **case.options())
     for parent, reference in zip(case.parents, expected):
         assert_same_bits(parent, reference)
     assert status.tolist() == expected_status(case)
@@ -286,14 +276,12 @@ def test_cpu(implementation, case):
     if case.bad:
         before = [p.clone() for p in case.parents]
         with pytest.raises(IndexError, match=f"entry {case.bad[0]}: "):
-            IMPLEMENTATIONS[implementation](
-                *case.arguments(), step_offset=case.step_offset, **case.track()
-            )
+            IMPLEMENTATIONS[implementation](*case.arguments(), **case.options())
         for parent, snapshot in zip(case.parents, before):
             assert_same_bits(parent, snapshot)
         return
     expected = expected_result(case)
-    IMPLEMENTATIONS[implementation](*case.arguments(), step_offset=case.step_offset, **case.track())
+    IMPLEMENTATIONS[implementation](*case.arguments(), **case.options())
     for parent, reference in zip(case.parents, expected):
         assert_same_bits(parent, reference)
 

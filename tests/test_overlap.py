@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mamba_state_ext
 from mamba_state_ext import fallback
+from mamba_state_ext.constants import OVERLAP_BUDGET
+from mamba_state_ext.overlap import byte_range
 
 common = dict(deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("overlap-ci", max_examples=400, **common)
@@ -272,3 +275,111 @@ def test_the_oracle():
     assert overlaps_itself(rows[:, :1].expand(4, 3)) and not overlaps_itself(rows.t())
     halves = buffer[:8].view(torch.bfloat16)  # four 2-byte elements
     assert share_a_byte(halves[1:2], buffer[3:4]) and not share_a_byte(halves[1:2], buffer[4:5])
+
+
+# Pinned decisions: one layout for each branch of the decision, with the answer both
+# implementations must give (read: a written beside b read; written: both written), so that a
+# change of any branch or constant of the decision fails every run. "exact": the oracle's answer;
+# else the decision is conservative there, and the oracle sees no shared byte. (The extent test
+# each step starts with is what the blocks followed already meet: a change there changes no
+# answer, only what the decision would do if its choice of blocks were wrong.)
+def lattice(buffer, counts):
+    """Bytes at multiples of 4, outermost dim first, each stride 4x the one inside it."""
+    return buffer.as_strided(counts, [4 ** (len(counts) - d) for d in range(len(counts))], 0)
+
+
+def odd_bytes(buffer, view, fewer=0):
+    """Every odd byte across view's extent (no byte of a lattice), less the last `fewer`."""
+    low, high = (address - buffer.data_ptr() for address in byte_range(view))
+    return buffer.as_strided(((high - low + 1) // 2 - fewer,), (2,), 1)
+
+
+def pinned_cases():
+    buffer = torch.zeros(1 << 14, dtype=torch.uint8)
+    f32 = buffer.view(torch.float32)
+    table = f32[:24].view(4, 6)
+    tall = f32[:60].view(10, 6)
+    accepted_1024 = lattice(buffer, (4, 3, 4, 4, 4))  # exactly OVERLAP_BUDGET steps
+    refused_1025 = lattice(buffer, (4, 4, 3, 4, 4))  # one step more
+    return {
+        # name: (a, b, read, written, exact)
+        "apart": (buffer[0:16], buffer[16:32], ACCEPTED, ACCEPTED, True),
+        "empty": (buffer[0:0], buffer[0:8], ACCEPTED, ACCEPTED, True),
+        "the same element": (f32[0:1], f32[0:1], SHARED, SHARED, True),
+        "expanded": (table[:, :1].expand(4, 3), buffer[1000:1001], SELF, SELF, True),
+        "columns beside": (table[:, :3], table[:, 3:], ACCEPTED, ACCEPTED, True),
+        "columns meet": (table[:, :4], table[:, 3:], SHARED, SHARED, True),
+        "interleaved pairs": (
+            f32.as_strided((2, 2), (6, 2), 0),
+            f32.as_strided((2, 2), (6, 2), 1),
+            ACCEPTED,
+            ACCEPTED,
+            True,
+        ),
+        "a block pair that does not exist": (
+            buffer.as_strided((2, 3), (24, 8), 0),
+            buffer.as_strided((2, 2), (24, 10), 38),
+            ACCEPTED,
+            ACCEPTED,
+            True,
+        ),
+        "blocks that interleave": (
+            f32[1:2],
+            f32.as_strided((2, 3), (3, 2), 0),
+            SHARED,
+            SHARED,
+            False,
+        ),
+        "four blocks followed": (
+            accepted_1024,
+            odd_bytes(buffer, accepted_1024),
+            ACCEPTED,
+            ACCEPTED,
+            True,
+        ),
+        "four blocks from the second": (
+            tall[:, :2],
+            f32.as_strided((9,), (3,), 2),
+            ACCEPTED,
+            ACCEPTED,
+            True,
+        ),
+        "five blocks": (tall[:, :2], f32.as_strided((11,), (3,), 2), SHARED, SHARED, False),
+        "past the budget": (
+            refused_1025,
+            odd_bytes(buffer, refused_1025, fewer=5),
+            SHARED,
+            SHARED,
+            False,
+        ),
+    }
+
+
+def test_the_pinned_layouts_are_what_they_claim():
+    """Each pinned layout: the steps its name says (the Python twin's own count), and the
+    oracle's answer."""
+    from mamba_state_ext import overlap
+
+    def steps(a, b):
+        layout_a, layout_b = overlap._ByteLayout(a), overlap._ByteLayout(b)
+        budget = [1 << 30]
+        overlap._share_bytes(layout_a, 0, layout_a.base, layout_b, 0, layout_b.base, budget)
+        return (1 << 30) - budget[0]
+
+    cases = pinned_cases()
+    assert steps(*cases["four blocks followed"][:2]) == OVERLAP_BUDGET
+    assert steps(*cases["past the budget"][:2]) == OVERLAP_BUDGET + 1
+    for name, (a, b, read, written, exact) in cases.items():
+        oracle = (expected_read(a, b), expected_written(a, b))
+        if exact:
+            assert (read, written) == oracle, name
+        else:
+            assert oracle == (ACCEPTED, ACCEPTED), f"{name}: conservative, so no real overlap"
+
+
+@pytest.mark.parametrize("name", list(pinned_cases()))
+def test_pinned_decision(name):
+    a, b, read, written, _ = pinned_cases()[name]
+    for implementation, (update, copy_slots) in IMPLEMENTATIONS.items():
+        assert written_and_read(update, a, b) == read, implementation
+        assert both_written(copy_slots, a, b) == written, implementation

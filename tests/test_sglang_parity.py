@@ -1,8 +1,9 @@
-"""mamba_state_ext.integrations.sglang against SGLang 0.5.23's own kernels, bit for bit, on
-SGLang's own data layouts: identical copies of the pools go through SGLang's Triton kernels
-(under the Triton interpreter on the CPU) and through our drop-ins, and every byte of every pool
-must agree. The kernels come from the wheel in build/wheels/ (``.ci/run`` downloads it),
-$MAMBA_STATE_EXT_SGLANG_WHEEL, or the installed sglang; without them these tests skip and say why.
+"""mamba_state_ext.integrations.sglang against the own kernels of every SGLang release it takes
+over (SGLANG_RELEASES), bit for bit, on SGLang's own data layouts: identical copies of the pools
+go through the release's Triton kernels (under the Triton interpreter on the CPU) and through our
+drop-ins, and every byte of every pool must agree. The kernels come from each release's wheel
+(tests/sglang_kernels.py says where it looks; scripts/install_sglang.sh downloads them); without
+them these tests skip and say why.
 """
 
 from __future__ import annotations
@@ -18,33 +19,37 @@ from sglang_kernels import looks_cuda
 
 from mamba_state_ext.integrations import sglang as ours
 from mamba_state_ext.integrations import sglang_plugin
+from mamba_state_ext.integrations.sglang import SGLANG_RELEASES
 
 LAYERS, SLOTS, BATCH, DRAFTS, CONV_KERNEL = 2, 13, 5, 4, 4
 HEADS, HEAD_DIM, CONV_DIM = 2, 8, 24  # SSM state [HEADS, HEAD_DIM, HEAD_DIM]; conv [CONV_DIM, 3]
 
 _loaded = {}
+RELEASES = pytest.mark.parametrize("release", SGLANG_RELEASES)
 
 
-def sglang_module(device: str):
-    """SGLang's scatter module for this device's tensors, or a skip that says why."""
-    if device not in _loaded:
+def sglang_module(device: str, release: str):
+    """The release's scatter module for this device's tensors, or a skip that says why."""
+    if (device, release) not in _loaded:
         try:
-            _loaded[device] = sglang_kernels.load_scatter_kernels(on_cpu=device == "cpu")
+            _loaded[device, release] = sglang_kernels.load_scatter_kernels(
+                release, on_cpu=device == "cpu"
+            )
         except sglang_kernels.Unavailable as error:
-            _loaded[device] = str(error)
-    if isinstance(_loaded[device], str):
-        pytest.skip(_loaded[device])
-    return _loaded[device]
+            _loaded[device, release] = str(error)
+    if isinstance(_loaded[device, release], str):
+        pytest.skip(_loaded[device, release])
+    return _loaded[device, release]
 
 
-def token_major():
+def token_major(release: str):
     try:
-        return sglang_kernels.load_token_major()
+        return sglang_kernels.load_token_major(release)
     except sglang_kernels.Unavailable as error:
         pytest.skip(str(error))
 
 
-def make_pools(layout: str, ssm_dtype, generator, device):
+def make_pools(layout: str, ssm_dtype, generator, device, release=SGLANG_RELEASES[-1]):
     """SGLang's MambaPool state: `temporal` [L, C, H, D, D] and one `conv` [L, C, conv_dim, K-1];
     "dense": a tensor each; "envelope": interleaved views of one uint8 buffer, built by SGLang's
     build_mamba_entry_views (every layer of both kinds of a slot in one entry)."""
@@ -53,7 +58,7 @@ def make_pools(layout: str, ssm_dtype, generator, device):
         temporal = fill_random(torch.empty(LAYERS, SLOTS, *ssm_shape, dtype=ssm_dtype), generator)
         conv = fill_random(torch.empty(LAYERS, SLOTS, *conv_shape, dtype=torch.bfloat16), generator)
         return temporal.to(device), [conv.to(device)]
-    module = token_major()
+    module = token_major(release)
     spec = dict(
         layer_num=LAYERS,
         conv_state_shapes=[conv_shape],
@@ -61,12 +66,14 @@ def make_pools(layout: str, ssm_dtype, generator, device):
         temporal_state_shape=ssm_shape,
         temporal_dtype=ssm_dtype,
     )
-    entry_bytes = module.align_entry_bytes(module.mamba_entry_bytes(**spec))
+    entry_bytes = module.mamba_entry_bytes(**spec)
+    if "entry_bytes" in inspect.signature(module.build_mamba_entry_views).parameters:
+        # 0.5.23: the slot stride is the caller's, aligned as its pools align it.
+        entry_bytes = module.align_entry_bytes(entry_bytes)
+        spec["entry_bytes"] = entry_bytes
     raw = torch.randint(0, 256, (SLOTS * entry_bytes,), dtype=torch.uint8, generator=generator)
     raw = raw.to(device)
-    convs, temporal = module.build_mamba_entry_views(
-        raw, max_slots=SLOTS, entry_bytes=entry_bytes, **spec
-    )
+    convs, temporal = module.build_mamba_entry_views(raw, max_slots=SLOTS, **spec)
     for view in [temporal, *convs]:  # valid floats everywhere (random bytes may hold NaNs)
         view.copy_(fill_random(torch.empty(view.shape, dtype=view.dtype), generator))
     return temporal, convs
@@ -144,6 +151,7 @@ def make_indices(generator, device, *, track: bool, padding: int):
     return moved if track else moved[:2] + [None, None]
 
 
+@RELEASES
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("ssm_dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
 @pytest.mark.parametrize(
@@ -151,10 +159,10 @@ def make_indices(generator, device, *, track: bool, padding: int):
 )
 @pytest.mark.parametrize("rows", ["batch", "explicit"])
 @pytest.mark.parametrize("track", [False, True], ids=["commit", "commit+track"])
-def test_scatter_after_verify(device, ssm_dtype, layout, conv_cache, rows, track):
-    sglang = sglang_module(device)
+def test_scatter_after_verify(release, device, ssm_dtype, layout, conv_cache, rows, track):
+    sglang = sglang_module(device, release)
     generator = torch.Generator().manual_seed(hash((layout, conv_cache, rows, track)) % 2**31)
-    temporal, convs = make_pools(layout, ssm_dtype, generator, device)
+    temporal, convs = make_pools(layout, ssm_dtype, generator, device, release)
     padding = 2 if rows == "batch" else 0
     num_rows = BATCH + padding + 1  # SGLang's caches have size + 1 rows
     ssm_cache, window = make_caches(conv_cache, ssm_dtype, num_rows, generator, device)
@@ -175,10 +183,10 @@ def test_scatter_after_verify(device, ssm_dtype, layout, conv_cache, rows, track
         assert_pools_equal(untouched, mine)
 
 
-def compare_track_all_layers(device, layout, check_freed_slots):
-    sglang = sglang_module(device)
+def compare_track_all_layers(device, layout, check_freed_slots, release):
+    sglang = sglang_module(device, release)
     generator = torch.Generator().manual_seed(5)
-    temporal, convs = make_pools(layout, torch.float32, generator, device)
+    temporal, convs = make_pools(layout, torch.float32, generator, device, release)
     batch = BATCH + 2  # the kernels read only the first batch_size entries
     slots = torch.randperm(SLOTS, generator=generator)
     cache_indices = slots[:batch].to(device)
@@ -204,22 +212,23 @@ def compare_track_all_layers(device, layout, check_freed_slots):
     assert_pools_equal(theirs, mine)
 
 
+@RELEASES
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("layout", ["dense", "envelope"])
 @pytest.mark.parametrize("check_freed_slots", [False, True])
-def test_track_all_layers(device, layout, check_freed_slots):
+def test_track_all_layers(release, device, layout, check_freed_slots):
     if device == "cuda":
-        compare_track_all_layers(device, layout, check_freed_slots)
+        compare_track_all_layers(device, layout, check_freed_slots, release)
         return
     # SGLang's track kernel calls triton.language functions that are themselves @triton.jit
     # (tl.sum, tl.cumsum); the interpreter runs them only if TRITON_INTERPRET=1 was set before
     # triton was first imported: a fresh interpreter.
-    sglang_module(device)  # these two skip, with the reason, where the child would fail
+    sglang_module(device, release)  # these two skip, with the reason, where the child would fail
     if layout == "envelope":
-        token_major()
+        token_major(release)
     process = run_python(
         f"import sys; sys.path.insert(0, 'tests'); import test_sglang_parity as t; "
-        f"t.compare_track_all_layers('cpu', {layout!r}, {check_freed_slots})",
+        f"t.compare_track_all_layers('cpu', {layout!r}, {check_freed_slots}, {release!r})",
         TRITON_INTERPRET="1",
     )
     assert process.returncode == 0, process.stdout + process.stderr
@@ -227,7 +236,7 @@ def test_track_all_layers(device, layout, check_freed_slots):
 
 def test_a_wrong_step_is_detected():
     """The negative control: our commit with one step changed must not match SGLang's."""
-    sglang = sglang_module("cpu")
+    sglang = sglang_module("cpu", SGLANG_RELEASES[-1])
     generator = torch.Generator().manual_seed(9)
     temporal, convs = make_pools("dense", torch.float32, generator, "cpu")
     ssm_cache, window = make_caches("window", torch.float32, BATCH + 1, generator, "cpu")
@@ -336,26 +345,29 @@ def compare_functions(
     assert any(not torch.equal(pool, before) for pool, before in zip(mine, pools)), name
 
 
+@RELEASES
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", TAKEN_OVER[2:])
-def test_the_single_kernels(device, name):
+def test_the_single_kernels(release, device, name):
     """The functions the SGLang plugin also takes over (its callers use them one by one)."""
     if device == "cpu" and name == "track_mamba_states_if_needed":
         # tl.sum in its kernel is itself @triton.jit: TRITON_INTERPRET from the process start.
-        sglang_module(device)
+        sglang_module(device, release)
         process = run_python(
             f"import test_sglang_parity as t; t.compare_functions("
-            f"t.sglang_module('cpu').{name}, getattr(t.ours, {name!r}), "
+            f"t.sglang_module('cpu', {release!r}).{name}, getattr(t.ours, {name!r}), "
             f"{name!r}, 'cpu')",
             TRITON_INTERPRET="1",
         )
         assert process.returncode == 0, process.stdout + process.stderr
         return
-    compare_functions(getattr(sglang_module(device), name), getattr(ours, name), name, device)
+    sglang = sglang_module(device, release)
+    compare_functions(getattr(sglang, name), getattr(ours, name), name, device)
 
 
+@RELEASES
 @pytest.mark.parametrize("name", sorted(sglang_plugin.TAKEN_OVER))
-def test_the_drop_ins_have_sglangs_signatures(name):
+def test_the_drop_ins_have_sglangs_signatures(release, name):
     """Same parameter names, order and defaults as SGLang's functions: the plugin passes SGLang's
     callers' arguments through, by position or by name."""
 
@@ -365,4 +377,4 @@ def test_the_drop_ins_have_sglangs_signatures(name):
             for parameter in inspect.signature(function).parameters.values()
         ]
 
-    assert shape(getattr(ours, name)) == shape(getattr(sglang_module("cpu"), name))
+    assert shape(getattr(ours, name)) == shape(getattr(sglang_module("cpu", release), name))

@@ -1,9 +1,10 @@
-"""The SGLang plugin, through SGLang's own plugin loader (sglang_plugin_child.py runs a process as
-SGLang starts one): load_plugins() finds the entry point; the names SGLang's attention backend
-calls are then ours for CUDA tensors, writing what SGLang's kernels write, and SGLang's for the
+"""The SGLang plugin, through SGLang's own plugin loader, for every release it takes over
+(sglang_plugin_child.py runs a process as SGLang starts one, with the release installed aside on
+its path): load_plugins() finds the entry point; the names SGLang's attention backend calls are
+then ours for CUDA tensors, writing what that release's kernels write, and SGLang's for the
 others; MAMBA_STATE_EXT_SGLANG=0, an SGLANG_PLUGINS list without it, another SGLang release, or
-no compiled CUDA kernel leave SGLang's functions alone. Needs sglang installed as CI does
-(scripts/install_sglang.sh); skips and says so otherwise."""
+no compiled CUDA kernel leave SGLang's functions alone. Needs the releases installed aside as CI
+does (scripts/install_sglang.sh); skips and says so otherwise."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import functools
 import importlib.metadata
 import inspect
 import json
+import os
 
 import pytest
 import sglang_kernels
@@ -18,39 +20,51 @@ from helpers import run_python
 
 import mamba_state_ext
 from mamba_state_ext.integrations import sglang, sglang_plugin
+from mamba_state_ext.integrations.sglang import SGLANG_RELEASES
 
-try:
-    INSTALLED = importlib.metadata.version("sglang")
-except importlib.metadata.PackageNotFoundError:
-    INSTALLED = None
-NEEDS_SGLANG = pytest.mark.skipif(
-    INSTALLED is None, reason="sglang is not installed: bash scripts/install_sglang.sh"
-)
-TAKES_OVER = pytest.mark.skipif(
-    sglang_plugin.reason_to_stay_out({}, INSTALLED, mamba_state_ext.backend()) is not None,
-    reason=f"the plugin stays out here: "
-    f"{sglang_plugin.reason_to_stay_out({}, INSTALLED, mamba_state_ext.backend())}",
-)
-LOG_TAKEN = "mamba_state_ext: SGLang's scatter_mamba_states_after_mtp_verify"
+LOG_TAKEN = "'s scatter_mamba_states_after_mtp_verify, "
 LOG_STAYS = "mamba_state_ext: SGLang's own Mamba state kernels stay"
 
 
-def run_sglang_process(**environment):
+def release_params(*, takes_over: bool):
+    """One param per release, skipped where it is not installed aside (or, with takes_over,
+    where the plugin would stay out here: no compiled CUDA kernel)."""
+    params = []
+    missing = sglang_kernels.imports_missing()
+    for release in SGLANG_RELEASES:
+        why = None
+        if sglang_kernels.site(release) is None:
+            why = f"sglang {release} is not installed aside: {sglang_kernels.INSTALL}"
+        elif missing:
+            why = f"what SGLang's import needs is not installed here ({', '.join(missing)})"
+        elif takes_over:
+            stays = sglang_plugin.reason_to_stay_out({}, release, mamba_state_ext.backend())
+            why = stays and f"the plugin stays out here: {stays}"
+        marks = [pytest.mark.skip(reason=why)] if why else []
+        params.append(pytest.param(release, marks=marks, id=release))
+    return params
+
+
+def run_sglang_process(release: str, **environment):
+    site = str(sglang_kernels.site(release))
+    path = os.pathsep.join(filter(None, [site, os.environ.get("PYTHONPATH")]))
     process = run_python(
         "import runpy; runpy.run_path('sglang_plugin_child.py')",
         TRITON_INTERPRET="1",
+        PYTHONPATH=path,
         **environment,
     )
     assert process.returncode == 0, process.stdout + process.stderr
-    return json.loads(process.stdout.splitlines()[-1]), process.stderr
+    result = json.loads(process.stdout.splitlines()[-1])
+    assert result["release"] == release, "the child imported another SGLang"
+    return result, process.stderr
 
 
-@NEEDS_SGLANG
-@TAKES_OVER
-def test_sglang_commits_through_ours():
-    if sglang_kernels.find_wheel() is None:
-        pytest.skip("no sglang wheel in build/wheels/ for the untouched copy of its kernels")
-    result, log = run_sglang_process(SGLANG_PARITY="1")
+@pytest.mark.parametrize("release", release_params(takes_over=True))
+def test_sglang_commits_through_ours(release):
+    if sglang_kernels.find_source(release) is None:
+        pytest.skip(f"no sglang {release} wheel for the untouched copy of its kernels")
+    result, log = run_sglang_process(release, SGLANG_PARITY="1")
     for name, hooked in result["hooked"].items():
         assert hooked == {"kernel_module": True, "backend_module": True}, name
     assert set(result["hooked"]) == set(sglang_plugin.TAKEN_OVER)
@@ -58,17 +72,27 @@ def test_sglang_commits_through_ours():
     assert all(result["operator_calls"].values()), result["operator_calls"]
     # Any other tensors go to SGLang's own function, which refuses CPU tensors.
     assert "only supports CUDA/XPU tensors" in result["cpu_tensors"]
-    assert log.count(LOG_TAKEN) == 1, "one line per process says what is replaced"
+    assert log.count(f"mamba_state_ext: SGLang {release}{LOG_TAKEN}") == 1, (
+        "one line per process says what is replaced"
+    )
+    assert "every call checked" not in log
 
 
-@NEEDS_SGLANG
+@pytest.mark.parametrize("release", release_params(takes_over=True))
+def test_the_log_says_when_every_call_is_checked(release):
+    result, log = run_sglang_process(release, MAMBA_STATE_EXT_CHECK="1")
+    assert all(hooked["kernel_module"] for hooked in result["hooked"].values())
+    assert "every call checked (MAMBA_STATE_EXT_CHECK=1)" in log
+
+
+@pytest.mark.parametrize("release", release_params(takes_over=False))
 @pytest.mark.parametrize(
     "environment",
     [{"MAMBA_STATE_EXT_SGLANG": "0"}, {"SGLANG_PLUGINS": "some_other_plugin"}],
     ids=["switched-off", "not-listed"],
 )
-def test_sglang_keeps_its_own(environment):
-    result, log = run_sglang_process(**environment)
+def test_sglang_keeps_its_own(release, environment):
+    result, log = run_sglang_process(release, **environment)
     for name, hooked in result["hooked"].items():
         assert not hooked["kernel_module"], name
     if "MAMBA_STATE_EXT_SGLANG" in environment:
@@ -79,16 +103,23 @@ def test_sglang_keeps_its_own(environment):
 
 def test_it_stays_out_unless_checked_and_compiled():
     compiled = mamba_state_ext.Backend("compiled", "compiled", "/lib.so", {}, "")
-    assert sglang_plugin.reason_to_stay_out({}, sglang.VERSION, compiled) is None
+    for release in SGLANG_RELEASES:
+        assert sglang_plugin.reason_to_stay_out({}, release, compiled) is None
+    listed = ", ".join(SGLANG_RELEASES)
     why = sglang_plugin.reason_to_stay_out({}, "0.5.24", compiled)
-    assert why.startswith(f"SGLang 0.5.24 is not {sglang.VERSION}")
+    assert why == (
+        f"SGLang 0.5.24 is not one of the releases whose functions these were checked against "
+        f"({listed})"
+    )
     assert sglang_plugin.reason_to_stay_out({}, None, compiled).startswith("SGLang None is not")
     for cuda in ("python", "none"):
         without = mamba_state_ext.Backend("compiled", cuda, "/lib.so", {}, "")
-        why = sglang_plugin.reason_to_stay_out({}, sglang.VERSION, without)
+        why = sglang_plugin.reason_to_stay_out({}, SGLANG_RELEASES[-1], without)
         assert why.startswith("its compiled CUDA kernel does not serve CUDA tensors here")
     assert (
-        sglang_plugin.reason_to_stay_out({"MAMBA_STATE_EXT_SGLANG": "0"}, sglang.VERSION, compiled)
+        sglang_plugin.reason_to_stay_out(
+            {"MAMBA_STATE_EXT_SGLANG": "0"}, SGLANG_RELEASES[-1], compiled
+        )
         == "MAMBA_STATE_EXT_SGLANG=0"
     )
 

@@ -63,17 +63,19 @@ def test_opcheck(device, variant):
 def test_compile_fullgraph(device, entry_point):
     pools, intermediates, slots, steps, rows = make_call(device, seed=1)
     expected = [pool.clone() for pool in pools]
-    loop_update([p.view for p in expected], intermediates, slots, steps + 1, rows, step_offset=-1)
+    loop_update(
+        [p.view for p in expected], intermediates, slots, steps + 1, src_rows=rows, step_offset=-1
+    )
 
     @torch.compile(fullgraph=True)
     def commit(states, intermediates, slots, lengths, rows):
         if entry_point == "raw-op":
             torch.ops.mamba_state.update(
-                states, intermediates, slots, lengths, rows, step_offset=-1
+                states, intermediates, slots, lengths, src_rows=rows, step_offset=-1
             )
         else:
             mamba_state_ext.update(
-                states, intermediates, slots, lengths, rows, step_offset=-1, check=False
+                states, intermediates, slots, lengths, src_rows=rows, step_offset=-1, check=False
             )
 
     commit([p.view for p in pools], intermediates, slots, steps + 1, rows)
@@ -88,14 +90,16 @@ def test_no_host_sync_on_cuda():
     sync an error; then its result. (The Python fallback reads its entries to the host.)"""
     pools, intermediates, slots, steps, rows = make_call("cuda", seed=2)
     expected = [pool.clone() for pool in pools]
-    loop_update([p.view for p in expected], intermediates, slots, steps, rows)
+    loop_update([p.view for p in expected], intermediates, slots, steps, src_rows=rows)
     status = torch.full((ROWS,), -1, dtype=torch.int32, device="cuda")
     states = [p.view for p in pools]
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        torch.ops.mamba_state.update(states, intermediates, slots, steps, rows, entry_status=status)
-        mamba_state_ext.update(states, intermediates, slots, steps, rows, check=False)
+        torch.ops.mamba_state.update(
+            states, intermediates, slots, steps, src_rows=rows, entry_status=status
+        )
+        mamba_state_ext.update(states, intermediates, slots, steps, src_rows=rows, check=False)
         mamba_state_ext.commit_verified_states(states, intermediates, slots, steps, src_rows=rows)
     finally:
         torch.cuda.set_sync_debug_mode("default")
@@ -109,10 +113,12 @@ def test_no_host_sync_on_cuda():
 def test_cuda_graph_replay_with_new_indices():
     pools, intermediates, slots, steps, rows = make_call("cuda", seed=3)
     states = [p.view for p in pools]
-    mamba_state_ext.update(states, intermediates, slots, steps, rows, check=False)  # warm-up
+    mamba_state_ext.update(
+        states, intermediates, slots, steps, src_rows=rows, check=False
+    )  # warm-up
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        mamba_state_ext.update(states, intermediates, slots, steps, rows, check=False)
+        mamba_state_ext.update(states, intermediates, slots, steps, src_rows=rows, check=False)
     generator = torch.Generator().manual_seed(4)
     for _ in range(3):
         new_slots, new_steps, new_rows = make_indices(
@@ -120,7 +126,7 @@ def test_cuda_graph_replay_with_new_indices():
         )
         slots.copy_(new_slots), steps.copy_(new_steps), rows.copy_(new_rows)
         expected = [pool.clone() for pool in pools]
-        loop_update([p.view for p in expected], intermediates, slots, steps, rows)
+        loop_update([p.view for p in expected], intermediates, slots, steps, src_rows=rows)
         graph.replay()
         torch.cuda.synchronize()
         for pool, reference in zip(pools, expected):
@@ -133,13 +139,13 @@ def test_runs_on_the_current_stream():
     pools, intermediates, slots, steps, rows = make_call("cuda", seed=5)
     before = [pool.parent.clone() for pool in pools]
     expected = [pool.clone() for pool in pools]
-    loop_update([p.view for p in expected], intermediates, slots, steps, rows)
+    loop_update([p.view for p in expected], intermediates, slots, steps, src_rows=rows)
     torch.cuda.synchronize()
     side = torch.cuda.Stream()
     with torch.cuda.stream(side):
         torch.cuda._sleep(200_000_000)  # ~0.1 s: the op must queue behind this, not beside it
         mamba_state_ext.update(
-            [p.view for p in pools], intermediates, slots, steps, rows, check=False
+            [p.view for p in pools], intermediates, slots, steps, src_rows=rows, check=False
         )
         done = torch.cuda.Event()
         done.record(side)
@@ -162,12 +168,12 @@ def test_runs_on_the_current_stream():
 def test_tensors_on_another_device_than_the_current_one():
     pools, intermediates, slots, steps, rows = make_call("cuda:1", seed=6)
     expected = [pool.clone() for pool in pools]
-    loop_update([p.view for p in expected], intermediates, slots, steps, rows)
+    loop_update([p.view for p in expected], intermediates, slots, steps, src_rows=rows)
     with torch.cuda.device(0):
-        mamba_state_ext.update([p.view for p in pools], intermediates, slots, steps, rows)
+        mamba_state_ext.update([p.view for p in pools], intermediates, slots, steps, src_rows=rows)
     for pool, reference in zip(pools, expected):
         assert_same_bits(pool.parent, reference.parent)
     with pytest.raises(ValueError, match="dst_slots is on cuda:0 but states\\[0\\] is on cuda:1"):
         mamba_state_ext.update(
-            [p.view for p in pools], intermediates, slots.to("cuda:0"), steps, rows
+            [p.view for p in pools], intermediates, slots.to("cuda:0"), steps, src_rows=rows
         )

@@ -39,7 +39,7 @@ def check_against_reference(
     with_src_rows=True,
     seed=0,
 ):
-    """kinds: (entry shape, state dtype, intermediate dtype, state layout, intermediate layout)."""
+    """kinds: (state shape, state dtype, intermediate dtype, state layout, intermediate layout)."""
     generator = torch.Generator().manual_seed(seed)
     pools, intermediates = [], []
     for entry, dst_dtype, src_dtype, dst_layout, src_layout in kinds:
@@ -62,10 +62,15 @@ def check_against_reference(
     )
     expected = [pool.clone() for pool in pools]
     loop_update(
-        [p.view for p in expected], intermediates, slots, steps, rows, step_offset=step_offset
+        [p.view for p in expected],
+        intermediates,
+        slots,
+        steps,
+        src_rows=rows,
+        step_offset=step_offset,
     )
     IMPLEMENTATIONS[implementation](
-        [p.view for p in pools], intermediates, slots, steps, rows, step_offset=step_offset
+        [p.view for p in pools], intermediates, slots, steps, src_rows=rows, step_offset=step_offset
     )
     for pool, reference in zip(pools, expected):
         assert_same_bits(pool.parent, reference.parent)
@@ -196,7 +201,7 @@ def test_all_entries_skipped(implementation, device):
         [intermediate],
         slots,
         torch.tensor([-1, -2, 0], device=device),
-        torch.tensor([123, -4, 0], device=device),
+        src_rows=torch.tensor([123, -4, 0], device=device),
         step_offset=-1,
     )
     assert_same_bits(pool.parent, before)
@@ -257,10 +262,10 @@ def test_bad_entry_without_sync(implementation, device, bad, monkeypatch):
     pool, intermediate, slots, steps, rows = bad_entry_call(device, bad)
     expected = pool.clone()
     good = torch.tensor([True, False, True, True], device=device)
-    loop_update([expected.view], [intermediate], slots[good], steps[good], rows[good])
+    loop_update([expected.view], [intermediate], slots[good], steps[good], src_rows=rows[good])
     status = torch.full((4,), -1, dtype=torch.int32, device=device)
     IMPLEMENTATIONS[implementation](
-        [pool.view], [intermediate], slots, steps, rows, entry_status=status
+        [pool.view], [intermediate], slots, steps, src_rows=rows, entry_status=status
     )
     assert_same_bits(pool.parent, expected.parent)
     assert status.tolist() == [0, bad[3], 0, 0]
@@ -286,7 +291,7 @@ def test_a_bad_track_copy_keeps_back_its_entrys_commit(implementation, device, m
         [intermediate],
         slots[[1, 3]],
         steps[[1, 3]],
-        torch.tensor([1, 3], **index),  # the op's rows are the entries' positions
+        src_rows=torch.tensor([1, 3], **index),  # the op's rows are the entries' positions
         track_slots=track_slots[[1, 3]],
         track_steps=track_steps[[1, 3]],
     )
@@ -312,7 +317,7 @@ def test_bad_entry_raises_on_cpu_before_writing(implementation, bad):
     status = torch.full((4,), -1, dtype=torch.int32)
     with pytest.raises(IndexError, match=r"mamba_state.update: entry 1: "):
         IMPLEMENTATIONS[implementation](
-            [pool.view], [intermediate], slots, steps, rows, entry_status=status
+            [pool.view], [intermediate], slots, steps, src_rows=rows, entry_status=status
         )
     assert_same_bits(pool.parent, before)
     assert status.tolist() == [-1] * 4
@@ -323,7 +328,7 @@ def test_entry_status_on_cpu(implementation):
     pool, intermediate, slots, steps, rows = bad_entry_call("cpu", (0, 0, 0, 0))
     status = torch.full((8,), -1, dtype=torch.int32)[::2]  # strided, to check the stride is used
     IMPLEMENTATIONS[implementation](
-        [pool.view], [intermediate], slots, steps, rows, entry_status=status
+        [pool.view], [intermediate], slots, steps, src_rows=rows, entry_status=status
     )
     assert status.tolist() == [0, 0, 0, 0]
 
@@ -356,7 +361,7 @@ def test_grid_launch_plan(dst_dtype, src_dtype, dst_layout, src_layout, path, un
     )
     slots, steps, rows = make_indices(5, SLOTS, ROWS, STEPS, generator)
     expected = pool.clone()
-    loop_update([expected.view], [intermediate], slots, steps, rows)
+    loop_update([expected.view], [intermediate], slots, steps, src_rows=rows)
     status = torch.empty(5, dtype=torch.int32)
     tiles = -(-entry[0] * entry[1] // unit_elements // 1024)  # 256 threads x 4 units
     for max_blocks in (1, 7, 1000):
@@ -365,7 +370,7 @@ def test_grid_launch_plan(dst_dtype, src_dtype, dst_layout, src_layout, path, un
             [intermediate],
             slots,
             steps,
-            rows,
+            src_rows=rows,
             entry_status=status,
             max_blocks=max_blocks,
         )
@@ -377,7 +382,7 @@ def test_grid_launch_plan(dst_dtype, src_dtype, dst_layout, src_layout, path, un
                     {
                         "path": path,
                         "unit_elements": unit_elements,
-                        "tiles_per_entry": tiles,
+                        "tiles_per_state": tiles,
                         "blocks": blocks,
                     }
                 ],
@@ -453,12 +458,12 @@ def test_grid_shares_blocks_by_expected_time(max_blocks):
     ]
     slots, steps, rows = make_indices(8, 16, 8, 2, generator)
     expected = [pool.clone() for pool in pools]
-    loop_update([p.view for p in expected], caches, slots, steps, rows)
+    loop_update([p.view for p in expected], caches, slots, steps, src_rows=rows)
     [launch] = run_cuda_grid_on_cpu(
-        [p.view for p in pools], caches, slots, steps, rows, max_blocks=max_blocks
+        [p.view for p in pools], caches, slots, steps, src_rows=rows, max_blocks=max_blocks
     )
     ssm, conv = launch["states"]
-    assert (ssm["path"], ssm["tiles_per_entry"], conv["path"], conv["tiles_per_entry"]) == (
+    assert (ssm["path"], ssm["tiles_per_state"], conv["path"], conv["tiles_per_state"]) == (
         "one_dim",
         16,
         "rows",
@@ -487,12 +492,12 @@ def test_grid_keeps_the_budget_when_small_kinds_get_their_one_block():
     ]
     slots, steps, rows = make_indices(8, 16, 8, 2, generator)
     expected = [pool.clone() for pool in pools]
-    loop_update([p.view for p in expected], caches, slots, steps, rows)
+    loop_update([p.view for p in expected], caches, slots, steps, src_rows=rows)
     [launch] = run_cuda_grid_on_cpu(
-        [p.view for p in pools], caches, slots, steps, rows, max_blocks=9
+        [p.view for p in pools], caches, slots, steps, src_rows=rows, max_blocks=9
     )
     # 512, 32 and 32 tiles of 16-byte copies: shares of 8, 0.5 and 0.5 blocks.
-    assert [state["tiles_per_entry"] for state in launch["states"]] == [16, 1, 1]
+    assert [state["tiles_per_state"] for state in launch["states"]] == [16, 1, 1]
     assert [state["blocks"] for state in launch["states"]] == [7, 1, 1]
     assert launch["blocks"] == 9
     for pool, reference in zip(pools, expected):
@@ -512,11 +517,11 @@ def test_grid_gives_back_the_block_that_costs_least():
     ]
     slots, steps, rows = torch.tensor([2]), torch.tensor([1]), torch.tensor([0])
     expected = [pool.clone() for pool in pools]
-    loop_update([p.view for p in expected], caches, slots, steps, rows)
+    loop_update([p.view for p in expected], caches, slots, steps, src_rows=rows)
     [launch] = run_cuda_grid_on_cpu(
-        [p.view for p in pools], caches, slots, steps, rows, max_blocks=13
+        [p.view for p in pools], caches, slots, steps, src_rows=rows, max_blocks=13
     )
-    assert [state["tiles_per_entry"] for state in launch["states"]] == [1, 1, 5, 25]
+    assert [state["tiles_per_state"] for state in launch["states"]] == [1, 1, 5, 25]
     assert [state["blocks"] for state in launch["states"]] == [1, 1, 2, 9]
     for pool, reference in zip(pools, expected):
         assert_same_bits(pool.parent, reference.parent)
@@ -539,7 +544,7 @@ def test_offsets_past_2_to_the_31(implementation):
         [intermediate],
         torch.tensor([far, 0]),
         torch.tensor([0, -1]),
-        torch.tensor([far, far]),
+        src_rows=torch.tensor([far, far]),
     )
     assert torch.equal(pool[0, far], source)
     assert not pool[0, 0].any()

@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 
 import mamba_state_ext
-from mamba_state_ext.integrations.sglang import VERSION as SGLANG_VERSION
+from mamba_state_ext.integrations.sglang import SGLANG_RELEASES
 
 from . import host_cost
 from .methods import METHODS, load_sglang
 from .presets import DEFAULT_N, PRESETS, QUICK_N
-from .report import format_table, host_target_lines, plot, target_lines
+from .report import TARGETS_SOURCE, format_table, host_target_lines, plot, target_lines
 from .timing import device_description, run_preset
 
 
@@ -39,7 +39,7 @@ def source_commit() -> str | None:
             text=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--", "csrc", "mamba_state_ext"],
+            ["git", "-C", str(root), "status", "--porcelain", "--", "mamba_state_ext"],
             check=True,
             capture_output=True,
             text=True,
@@ -96,10 +96,11 @@ def parse_args(argv):
         "plus track copies for half of them (the SGLang presets always do)",
     )
     parser.add_argument(
-        "--sglang-wheel",
+        "--sglang",
         metavar="PATH",
-        help=f"the sglang {SGLANG_VERSION} wheel whose kernels the sglang method "
-        "runs (default: the installed sglang package)",
+        help=f"a wheel of SGLang ({', '.join(SGLANG_RELEASES)}), or a folder of its kernel "
+        "files extracted from one, whose kernels the sglang method runs (default: the installed "
+        "sglang package)",
     )
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     parser.add_argument(
@@ -129,7 +130,7 @@ def main(argv=None) -> int:
     methods = list(args.methods)
     skipped_methods = []
     if "sglang" in methods:
-        why = load_sglang(device, args.sglang_wheel)
+        why = load_sglang(device, args.sglang)
         if why:
             methods.remove("sglang")
             skipped_methods.append(why)
@@ -166,7 +167,10 @@ def main(argv=None) -> int:
         )
         print()
         print(format_table(preset, results, skipped_methods + notes + failures))
-        print("\n".join(target_lines(preset, results, device.type)))
+        lines = target_lines(preset, results, device.type)
+        if lines:
+            print(f"{TARGETS_SOURCE}, against this run's medians:")
+            print("\n".join(lines))
         all_results += results
         all_failures += failures
     cost = host_cost.measure(device, rounds=20 if args.quick else 200)

@@ -68,7 +68,7 @@ def measure(device: torch.device, *, rounds: int = 200, calls: int = 50) -> dict
     methods = {
         "copy_1": lambda: destination.copy_(source),
         "raw": lambda: operator(
-            states, caches, slots, steps, None, 0, None, track_slots, track_steps
+            states, caches, slots, steps, track_slots=track_slots, track_steps=track_steps
         ),
         "commit": lambda: mamba_state_ext.commit_verified_states(
             states, caches, slots, steps, track_indices=track_slots, steps_to_track=track_steps

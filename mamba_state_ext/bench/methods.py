@@ -38,7 +38,7 @@ def _baseline(update):
             s.caches,
             s.slots,
             s.steps,
-            s.rows,
+            src_rows=s.rows,
             track_slots=s.track_slots,
             track_steps=s.track_steps,
         )
@@ -74,13 +74,13 @@ def _empty_launch(w: Workload, i: int) -> None:
     torch.cuda._sleep(0)
 
 
-def load_sglang(device: torch.device, wheel: str | None) -> str | None:
+def load_sglang(device: torch.device, source: str | None) -> str | None:
     """Loads SGLang's kernels for the `sglang` method; returns why it cannot run, or None."""
     global _sglang_kernels
     if device.type != "cuda":
         return "sglang: its kernels refuse CPU tensors (CUDA only)"
     try:
-        _sglang_kernels = sglang_baseline.load_scatter(wheel)
+        _sglang_kernels = sglang_baseline.load_scatter(source)
     except ImportError as error:
         return f"sglang: not loaded: {error}"
     return None

@@ -1,8 +1,11 @@
-"""The results as a table, the targets of ../shared/DESIGN.md, and a plot."""
+"""The results as a table, the project's targets (targets.py) against them, and a plot."""
 
 from __future__ import annotations
 
+from . import targets
 from .presets import MIB, Preset
+
+TARGETS_SOURCE = "the targets of mamba_state_ext/bench/targets.py"
 
 
 def format_table(preset: Preset, results, notes) -> str:
@@ -41,8 +44,8 @@ def format_table(preset: Preset, results, notes) -> str:
 
 
 def target_lines(preset: Preset, results, device_type: str) -> list[str]:
-    """The project's performance targets (../shared/DESIGN.md) against this run's medians (same
-    run, same device). Each line: what, measured, the bound, met or MISSED."""
+    """The project's performance targets (targets.py) against this run's medians (same run, same
+    device). Each line: what, measured, the bound, met or MISSED."""
     by_key = {(r["n"], r["live"], r["method"]): r for r in results}
     sizes = sorted({r["n"] for r in results if r["live"] == r["n"]})
     qwen3 = preset.name.removeprefix("sglang-").startswith("qwen3-next")
@@ -59,7 +62,11 @@ def target_lines(preset: Preset, results, device_type: str) -> list[str]:
         checks.append((what, measured, bound, higher))
 
     if device_type == "cuda" and tp4:
-        shares = {64: 0.95} if preset.sglang_layout else {8: 0.95, 64: 0.97}
+        shares = (
+            targets.GPU_SHARE_OF_COPY_SGLANG_LAYOUTS
+            if preset.sglang_layout
+            else targets.GPU_SHARE_OF_COPY
+        )
         for n, share in shares.items():
             ratio(f"N={n}: share of copy_'s speed", time(n, "copy"), time(n, "mamba_state"), share)
         if 1 in sizes:
@@ -72,7 +79,7 @@ def target_lines(preset: Preset, results, device_type: str) -> list[str]:
                 "N=1: time vs copy_ + empty launch",
                 time(1, "mamba_state"),
                 floor,
-                1.2,
+                targets.GPU_N1_TIME_VS_COPY_AND_LAUNCH,
                 higher=False,
             )
         for n in sizes:
@@ -80,24 +87,31 @@ def target_lines(preset: Preset, results, device_type: str) -> list[str]:
                 f"N={n}: speedup vs sglang",
                 time(n, "sglang"),
                 time(n, "mamba_state"),
-                1.15 if n <= 8 else 1.0,
+                targets.GPU_SPEEDUP_VS_SGLANG_SMALL_N
+                if n <= targets.SMALL_N
+                else targets.GPU_SPEEDUP_VS_SGLANG,
             )
-        ratio("N=64: speedup vs vectorized", time(64, "vectorized"), time(64, "mamba_state"), 2.0)
-        ratio("N=8: speedup vs vectorized", time(8, "vectorized"), time(8, "mamba_state"), 5.0)
+        for n, speedup in targets.GPU_SPEEDUP_VS_VECTORIZED.items():
+            ratio(
+                f"N={n}: speedup vs vectorized",
+                time(n, "vectorized"),
+                time(n, "mamba_state"),
+                speedup,
+            )
         for n, live in sorted({(r["n"], r["live"]) for r in results if r["live"] < r["n"]}):
             ratio(
                 f"N={n} padded, {live} live: time vs {live} alone",
                 time(n, "mamba_state", live),
                 time(live, "mamba_state"),
-                1.05,
+                targets.GPU_PADDED_VS_LIVE,
                 higher=False,
             )
-        for n in (n for n in sizes if n <= 8):
+        for n in (n for n in sizes if n <= targets.SMALL_N):
             ratio(
                 f"N={n}: host issue time vs copy_'s",
                 time(n, "mamba_state", field="host_us"),
                 time(n, "copy", field="host_us"),
-                1.0,
+                targets.GPU_HOST_ISSUE_VS_COPY,
                 higher=False,
             )
     elif device_type == "cpu" and qwen3:
@@ -106,7 +120,9 @@ def target_lines(preset: Preset, results, device_type: str) -> list[str]:
                 f"N={n}: share of copy_'s speed",
                 time(n, "copy"),
                 time(n, "mamba_state"),
-                0.90 if preset.sglang_layout else 0.95,
+                targets.CPU_SHARE_OF_COPY_SGLANG_LAYOUTS
+                if preset.sglang_layout
+                else targets.CPU_SHARE_OF_COPY,
             )
     return [_target_line(*check) for check in checks]
 
@@ -117,7 +133,10 @@ def host_target_lines(cost: dict, device_type: str) -> list[str]:
         return []
     return [
         _target_line(
-            "raw call's fixed cost vs a 1-element copy_", cost["raw_vs_copy_1"], 4.0, False
+            "raw call's fixed cost vs a 1-element copy_",
+            cost["raw_vs_copy_1"],
+            targets.CPU_RAW_CALL_VS_COPY_1,
+            False,
         )
     ]
 

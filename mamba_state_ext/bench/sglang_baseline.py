@@ -1,7 +1,8 @@
 """SGLang's own Mamba state kernels, the benchmark's `sglang` method: from the installed
-``sglang`` package, or from a wheel (``--sglang-wheel``), whose kernel files are loaded by path
-under stub parent packages, so that SGLang's package ``__init__`` (and its heavy imports) never
-runs. Nothing of SGLang's is changed or kept in this repository.
+``sglang`` package, or (``--sglang PATH``) from a wheel of SGLang or a folder of files extracted
+from one, whose kernel files are loaded by path under stub parent packages, so that SGLang's
+package ``__init__`` (and its heavy imports) never runs. Nothing of SGLang's is changed or kept in
+this repository.
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ import contextlib
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import types
 import zipfile
 from pathlib import Path
 
-from mamba_state_ext.integrations.sglang import VERSION
+from mamba_state_ext.integrations.sglang import SGLANG_RELEASES
 
 SCATTER_MODULE = "sglang.kernels.ops.mamba.mamba_state_scatter_triton"
 PTR_TABLE_MODULE = "sglang.kernels.ops.memory.ptr_table"
+KERNEL_MODULES = (SCATTER_MODULE, PTR_TABLE_MODULE)
 # The parent packages the two kernel files import from, stubbed when they come from a wheel.
 STUB_PACKAGES = (
     "sglang",
@@ -35,9 +38,10 @@ def member_path(module: str) -> str:
     return module.replace(".", "/") + ".py"
 
 
-def extract(wheel: Path, members: list[str]) -> Path:
-    """The members, unpacked (unchanged) into a folder beside the wheel."""
-    root = wheel.parent / wheel.name.removesuffix(".whl")
+def extract(wheel: Path, members: list[str], root: Path | None = None) -> Path:
+    """The members, unpacked (unchanged) into root, by default a folder beside the wheel named
+    after it; returns the folder."""
+    root = root or wheel.parent / wheel.name.removesuffix(".whl")
     with zipfile.ZipFile(wheel) as archive:
         for member in members:
             target = root / member
@@ -46,6 +50,20 @@ def extract(wheel: Path, members: list[str]) -> Path:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
     return root
+
+
+def files_of(source: Path, modules) -> Path:
+    """The folder that holds the modules' files: a wheel's, extracted beside it, or the folder
+    given (files extracted from a wheel before, as scripts/prepare_gpu_check.sh does)."""
+    members = [member_path(module) for module in modules]
+    if source.is_dir():
+        missing = [member for member in members if not (source / member).is_file()]
+        if missing:
+            raise ImportError(f"{source} lacks {', '.join(missing)}")
+        return source
+    if not source.is_file():
+        raise ImportError(f"no wheel or folder at {source}")
+    return extract(source, members)
 
 
 def load_file(name: str, path: Path) -> types.ModuleType:
@@ -81,24 +99,24 @@ def _device_core_count(device_index: int = 0) -> int:
     return 0
 
 
-def load_scatter(wheel: str | os.PathLike | None = None) -> types.ModuleType:
-    """SGLang's ``mamba_state_scatter_triton`` module: from the wheel when one is given, else the
-    installed package's (ImportError when neither is there)."""
-    if wheel is None:
+def load_scatter(source: str | os.PathLike | None = None) -> types.ModuleType:
+    """SGLang's ``mamba_state_scatter_triton`` module: from the wheel or folder when one is given,
+    else the installed package's (ImportError when neither is there)."""
+    if source is None:
         try:
             return importlib.import_module(SCATTER_MODULE)
         except ImportError as error:
             raise ImportError(
-                f"sglang is not installed ({error}): pip install sglang=={VERSION}, "
+                f"sglang is not installed ({error}): pip install sglang=={SGLANG_RELEASES[-1]}, "
                 "or pass its wheel"
             ) from error
-    wheel = Path(wheel)
-    if not wheel.is_file():
-        raise ImportError(f"no wheel at {wheel}")
-    root = extract(wheel, [member_path(SCATTER_MODULE), member_path(PTR_TABLE_MODULE)])
+    source = Path(source)
+    root = files_of(source, KERNEL_MODULES)
     with stub_packages(STUB_PACKAGES + (PTR_TABLE_MODULE,)):
         sys.modules["sglang.srt.utils.common"].get_device_core_count = _device_core_count
         load_file(PTR_TABLE_MODULE, root / member_path(PTR_TABLE_MODULE))
+        # One module per source: two releases' kernels may be loaded side by side.
+        tag = re.sub(r"\W", "_", source.name.removesuffix(".whl"))
         return load_file(
-            f"mamba_state_ext_sglang_scatter_{wheel.stem}", root / member_path(SCATTER_MODULE)
+            f"mamba_state_ext_sglang_scatter_{tag}", root / member_path(SCATTER_MODULE)
         )

@@ -1,32 +1,85 @@
-"""Drop-ins for SGLang 0.5.23's Mamba state scatter (``sglang.kernels.ops.mamba.
-mamba_state_scatter_triton``): the same signatures and, on valid input, the same results bit for
-bit (tests/test_sglang_parity.py runs SGLang's own kernels beside these). In a model runner::
+"""Drop-ins for the Mamba state scatter of SGLang 0.5.22 and 0.5.23 (``sglang.kernels.ops.mamba.
+mamba_state_scatter_triton``; the same six functions, with the same signatures, in both): the same
+signatures and, on valid input, the same results bit for bit (tests/test_sglang_parity.py runs
+each release's own kernels beside these). In a model runner::
 
     from mamba_state_ext.integrations.sglang import scatter_mamba_states_after_mtp_verify
 
-Where they differ, on input SGLang does not define:
+Each function is one operator call, one CUDA kernel launch: SGLang launches one kernel per index
+set for the SSM state, one for the conv windows, one for the track copies. Where they differ, on
+input SGLang does not define:
 
 - An out-of-range index (destination slot ``>= C``, source row outside ``[0, R)``, step ``>= T``)
-  is never applied. SGLang's scatter kernels skip such an entry too, silently (its conv-window
-  kernel does not check a negative source row, and reads out of bounds); here it is an error that
-  can be seen: on the CPU it raises ``IndexError`` before anything is written, and on CUDA
-  ``entry_status`` (an argument of the operator) reports it without a sync.
+  is never applied, nor is the rest of its entry. SGLang's scatter kernels skip just that copy,
+  silently (its conv-window kernel does not check a negative source row, and reads out of
+  bounds). By default these run as a server's hot path does, with no host sync: on the CPU the
+  operator raises ``IndexError`` before anything is written, and on CUDA the bad entry is
+  dropped without a trace. With ``MAMBA_STATE_EXT_CHECK=1`` (for bringing a server up) every call
+  is checked: ``IndexError`` with the entry's position for an index out of range or two copies
+  into one slot, raised before anything is written on the CPU, and on CUDA after the call, from
+  the kernel's ``entry_status``, at the cost of a host sync per call.
 - ``track_mamba_states_all_layers`` skips a negative slot whether or not ``check_freed_slots`` is
   set (SGLang reads and writes out of bounds without it), and refuses a slot ``>= C``.
 - Any dtype pairing of pool and cache (float32, float16, bfloat16), any strides on either side.
-- Everything goes to one operator call, one CUDA kernel launch: SGLang launches one kernel per
-  index set for the SSM state, one for the conv windows, one for the track copies.
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
 
-from .. import ops
+from .. import checks, ops
+from ..calls import CopySlotsCall, UpdateCall
 
-# The SGLang release whose functions these mirror: its signatures and semantics were read, and
-# tests/test_sglang_parity.py runs its kernels beside these.
-VERSION = "0.5.23"
+# The SGLang releases whose functions these mirror: their signatures and semantics were read,
+# and tests/test_sglang_parity.py runs each one's kernels beside these.
+SGLANG_RELEASES = ("0.5.22", "0.5.23")
+CHECK_ENV = "MAMBA_STATE_EXT_CHECK"
+
+
+def checking() -> bool:
+    """Whether MAMBA_STATE_EXT_CHECK=1 asks for every call to be checked (default 0)."""
+    value = os.environ.get(CHECK_ENV, "0") or "0"
+    if value not in ("0", "1"):
+        raise ValueError(f"{CHECK_ENV} must be 0 or 1 (got {value!r})")
+    return value == "1"
+
+
+def _update(states, caches, dst_slots, steps, src_rows=None, track_slots=None, track_steps=None):
+    """One update call, checked as MAMBA_STATE_EXT_CHECK says."""
+    arguments = dict(src_rows=src_rows, track_slots=track_slots, track_steps=track_steps)
+    if not checking():
+        ops.update(states, caches, dst_slots, steps, check=False, **arguments)
+    elif dst_slots.device.type == "cpu":
+        ops.update(states, caches, dst_slots, steps, check=True, **arguments)
+    else:
+        status = torch.empty(dst_slots.numel(), dtype=torch.int32, device=dst_slots.device)
+        ops.update(states, caches, dst_slots, steps, check=False, entry_status=status, **arguments)
+        call = UpdateCall(states, caches, dst_slots, steps, **arguments)
+        checks.check_after_call(
+            checks.UPDATE,
+            checks.update_index_sets(call),
+            states[0].shape[1],
+            *caches[0].shape[1:3],
+            status,
+        )
+
+
+def _copy_slots(pools, src_slots, dst_slots, mask):
+    """One copy_slots call, checked as MAMBA_STATE_EXT_CHECK says."""
+    if not checking():
+        ops.copy_slots(pools, src_slots, dst_slots, mask=mask, check=False)
+    elif dst_slots.device.type == "cpu":
+        ops.copy_slots(pools, src_slots, dst_slots, mask=mask, check=True)
+    else:
+        status = torch.empty(dst_slots.numel(), dtype=torch.int32, device=dst_slots.device)
+        ops.copy_slots(pools, src_slots, dst_slots, mask=mask, check=False, entry_status=status)
+        call = CopySlotsCall(pools, src_slots, dst_slots, mask=mask)
+        num_slots = pools[0].shape[1]
+        checks.check_after_call(
+            checks.COPY_SLOTS, checks.copy_slots_index_sets(call), num_slots, num_slots, 1, status
+        )
 
 
 def scatter_mamba_states_after_mtp_verify(
@@ -41,7 +94,9 @@ def scatter_mamba_states_after_mtp_verify(
     from ``intermediate_ssm``, each ``conv[i]`` from ``intermediate_conv_window[i]``) and layer,
     plus the track copies (``mamba_steps_to_track[n] >= 0`` into ``mamba_track_indices[n]``), in
     one operator call. A step of -1 skips a copy, as does a slot of -1 (``PAD_SLOT_ID``). The
-    caches are read at row ``src_indices_raw[n]``, by default ``n``.
+    caches are read at row ``src_indices_raw[n]``, by default ``n``. By default no host sync: on
+    CUDA an index out of range drops its entry without a trace; ``MAMBA_STATE_EXT_CHECK=1``
+    raises for it (the module's docstring).
     """
     states, caches = [], []
     if mamba_caches.intermediate_ssm is not None and mamba_caches.temporal.numel() > 0:
@@ -53,15 +108,14 @@ def scatter_mamba_states_after_mtp_verify(
             caches.append(window)
     if not states:
         return
-    ops.update(
+    _update(
         states,
         caches,
         state_indices_tensor,
         last_correct_step_indices,
         src_indices_raw,
-        check=False,
-        track_slots=mamba_track_indices,
-        track_steps=mamba_steps_to_track,
+        mamba_track_indices,
+        mamba_steps_to_track,
     )
 
 
@@ -95,9 +149,7 @@ def _copy_tracked(pools, cache_indices, mamba_track_mask, mamba_track_indices, b
     mask = mamba_track_mask[:batch_size]
     if mask.dtype != torch.bool:
         mask = mask != 0
-    ops.copy_slots(
-        pools, cache_indices[:batch_size], mamba_track_indices[:batch_size], mask=mask, check=False
-    )
+    _copy_slots(pools, cache_indices[:batch_size], mamba_track_indices[:batch_size], mask)
 
 
 def fused_conv_window_scatter_with_mask(
@@ -112,7 +164,7 @@ def fused_conv_window_scatter_with_mask(
     the de-duplicated conv-window cache (an overlapping view)."""
     if step_indices_raw.shape[0] == 0 or dst.numel() == 0:
         return
-    ops.update([dst], [src], dst_indices_raw, step_indices_raw, src_indices_raw, check=False)
+    _update([dst], [src], dst_indices_raw, step_indices_raw, src_indices_raw)
 
 
 # SGLang's SSM-state scatter has the same signature and semantics: one function serves both.
@@ -132,20 +184,19 @@ def fused_conv_window_scatter_multi(
     caches = [src for _, src in pairs]
     second = step_indices2_raw is not None and step_indices2_raw.shape[0] > 0
     if second and step_indices2_raw.shape[0] == step_indices_raw.shape[0]:
-        ops.update(
+        _update(
             states,
             caches,
             dst_indices_raw,
             step_indices_raw,
-            check=False,
             track_slots=dst_indices2_raw,
             track_steps=step_indices2_raw,
         )
         return
     if step_indices_raw.shape[0] > 0:
-        ops.update(states, caches, dst_indices_raw, step_indices_raw, check=False)
+        _update(states, caches, dst_indices_raw, step_indices_raw)
     if second:
-        ops.update(states, caches, dst_indices2_raw, step_indices2_raw, check=False)
+        _update(states, caches, dst_indices2_raw, step_indices2_raw)
 
 
 def track_mamba_states_if_needed(

@@ -5,9 +5,10 @@ starts calls, hooks its Mamba state commit and track copies (TAKEN_OVER, in
 package's drop-ins (integrations/sglang.py), one launch of the compiled CUDA kernel each; any
 other tensor goes to SGLang's own function. SGLang rebinds every module that imported a name.
 
-It stays out, and logs why, unless the installed SGLang is the release the drop-ins were checked
-against (sglang.VERSION) and the compiled CUDA kernel serves CUDA tensors here.
+It stays out, and logs why, unless the installed SGLang is one of the releases the drop-ins were
+checked against (SGLANG_RELEASES) and the compiled CUDA kernel serves CUDA tensors here.
 ``MAMBA_STATE_EXT_SGLANG=0`` turns it off, as does an ``SGLANG_PLUGINS`` list without its name.
+``MAMBA_STATE_EXT_CHECK=1`` makes the drop-ins check every call (integrations/sglang.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 
 import mamba_state_ext
 
-from . import sglang
+from . import sglang as drop_ins
 
 ENV = "MAMBA_STATE_EXT_SGLANG"
 MODULE = "sglang.kernels.ops.mamba.mamba_state_scatter_triton"
@@ -45,10 +46,10 @@ def reason_to_stay_out(
     """Why the plugin leaves SGLang's functions alone, or None."""
     if environment.get(ENV, "1") == "0":
         return f"{ENV}=0"
-    if sglang_version != sglang.VERSION:
+    if sglang_version not in drop_ins.SGLANG_RELEASES:
         return (
-            f"SGLang {sglang_version} is not {sglang.VERSION}, the release whose functions "
-            "these were checked against"
+            f"SGLang {sglang_version} is not one of the releases whose functions these were "
+            f"checked against ({', '.join(drop_ins.SGLANG_RELEASES)})"
         )
     if backend.cuda != "compiled":
         return f"its compiled CUDA kernel does not serve CUDA tensors here ({backend})"
@@ -89,10 +90,13 @@ def register() -> None:
 
     for name in TAKEN_OVER:
         HookRegistry.register(
-            f"{MODULE}.{name}", around(name, getattr(sglang, name)), HookType.AROUND
+            f"{MODULE}.{name}", around(name, getattr(drop_ins, name)), HookType.AROUND
         )
     logger.info(
-        "mamba_state_ext: SGLang's %s run on CUDA tensors on mamba_state_ext's CUDA kernel (%s)",
+        "mamba_state_ext: SGLang %s's %s run on CUDA tensors on mamba_state_ext's CUDA kernel "
+        "(%s)%s",
+        version,
         ", ".join(TAKEN_OVER),
         mamba_state_ext.backend().library,
+        f", every call checked ({drop_ins.CHECK_ENV}=1)" if drop_ins.checking() else "",
     )

@@ -1,20 +1,21 @@
 // The CUDA kernel's grid, run block by block and thread by thread on CPU tensors, with the
 // kernel's barriers kept (each step runs for every thread of a block before the next step): the
 // tests' window into the CUDA index arithmetic on machines without a GPU. A test-only library
-// (tests/grid_library.py builds it): its operators mamba_state_grid::update and ::copy_slots
-// have the schemas of mamba_state's; set_max_blocks sets the grid's size for the calls that
-// follow, and last_launches describes the last call's launches, as JSON.
+// (tests/grid_library.py builds it, with mamba_state_ext/csrc/ on the include path): its operators
+// mamba_state_grid::update and ::copy_slots have the schemas of mamba_state's; set_max_blocks sets
+// the grid's size for the calls that follow, and last_launches describes the last call's launches,
+// as JSON.
 #include <torch/csrc/stable/library.h>
 
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "../../csrc/call.h"
-#include "../../csrc/grid/grid.h"
-#include "../../csrc/grid/launch_plan.h"
-#include "../../csrc/operators.h"
-#include "../../csrc/plan.h"
+#include "call.h"
+#include "grid/grid.h"
+#include "grid/launch_plan.h"
+#include "operators.h"
+#include "plan.h"
 
 namespace mamba_state {
 namespace {
@@ -45,15 +46,15 @@ void run_grid(const CopyPlan& plan, const TensorMeta& on) {
           write_entry_status(params, thread);
         }
       }
-      std::vector<LiveTask> live;
+      std::vector<ResolvedCopy> copies;
       for (int thread = 0; thread < kThreadsPerBlock; ++thread) {
         for (int j = 0; j < kTasksPerThread; ++j) {
-          LiveTask task;
-          if (resolve_task(params, thread * kTasksPerThread + j, &task)) live.push_back(task);
+          ResolvedCopy copy;
+          if (resolve_task(params, thread * kTasksPerThread + j, &copy)) copies.push_back(copy);
         }
       }
       for (int thread = 0; thread < kThreadsPerBlock; ++thread) {
-        copy_block_tiles(params, live.data(), static_cast<int64_t>(live.size()), block, thread);
+        copy_block_tiles(params, copies.data(), static_cast<int64_t>(copies.size()), block, thread);
       }
     }
     description << (l ? ", " : "") << "{\"blocks\": " << launches[l].num_blocks
@@ -62,7 +63,7 @@ void run_grid(const CopyPlan& plan, const TensorMeta& on) {
       const TiledStateCopy& state = params.states[k];
       description << (k ? ", " : "") << "{\"path\": \"" << path_name(state.path)
                   << "\", \"unit_elements\": " << state.unit_elements
-                  << ", \"tiles_per_entry\": " << state.tiles_per_entry
+                  << ", \"tiles_per_state\": " << state.tiles_per_state
                   << ", \"blocks\": " << params.first_block[k + 1] - params.first_block[k] << "}";
     }
     description << "]}";

@@ -1,19 +1,19 @@
 // The persistent grid of the CUDA kernel, as __host__ __device__ code: cuda/copy_cuda.cu runs it
 // on the GPU, and the tests run the same functions over the same grid on the CPU
 // (tests/grid/grid_on_cpu.cpp), so that its index arithmetic is tested on machines without a
-// GPU.
+// GPU. docs/kernel.md describes the design and how it was measured.
 //
 // A task is one (index set, entry) pair. The grid is persistent (about as many blocks as fit on
 // the GPU at once) and each block serves one state kind, the kinds sharing the blocks in
 // proportion to their tiles' expected time. Each block first resolves every task of the launch
-// (up to kMaxTasks) into shared memory, keeping only those that copy (live tasks); then it
-// copies its kind's tiles of them: tiles b, b + blocks, ... of the kind's blocks. So a skipped
-// entry (the padding of a CUDA-graph batch) costs one index read per block, not a block per tile;
-// a tile's copy reads no index from global memory; and each block runs one copy path, chosen
-// once, whose tile loop is compiled on its own (a loop around the choice of path, or two choices
-// in one block, makes the compiler keep every path's registers at once: hundreds, and spills).
+// (up to kMaxTasks) into shared memory, keeping the copies (the tasks that copy); then it applies
+// its kind's tiles of them: tiles b, b + blocks, ... of the kind's blocks. So a skipped entry (the
+// padding of a CUDA-graph batch) costs one index read per block, not a block per tile; a tile
+// reads no index from global memory; and each block runs one copy path, chosen once, whose tile
+// loop is compiled on its own (a loop around the choice of path, or two choices in one block,
+// makes the compiler keep every path's registers at once, and spill).
 //
-// A tile is kUnitsPerTile units of one (task, layer) of a kind, where a unit is 16 bytes (on the
+// A tile is kUnitsPerTile units of one (copy, layer) of a kind, where a unit is 16 bytes (on the
 // wider side of a conversion) when the layout allows, else one element. Each thread loads its
 // kUnitsPerThread units before it stores any of them.
 #pragma once
@@ -21,7 +21,7 @@
 #include "../copy_plan.h"
 #include "../macros.h"
 
-// Variants of the kernel that the GPU check measures against this one (scripts/gpu_check.sh
+// Variants of the kernel that the GPU check measures against this one (scripts/kernel_variants.txt
 // builds each with -D); the defaults are the kernel as it is.
 #ifndef MAMBA_STATE_UNITS_PER_THREAD  // 16-byte loads each thread has in flight
 #define MAMBA_STATE_UNITS_PER_THREAD 4
@@ -40,9 +40,9 @@ namespace mamba_state {
 
 constexpr int kThreadsPerBlock = 256;
 // Blocks the register budget keeps resident per SM: 2 x 256 threads x 4 units of 16 bytes is
-// 32 KiB of loads in flight per SM, above the ~18 KB an H100 needs (3.35 TB/s x 0.7 us of latency
-// / 132 SMs), and more units per thread copied no faster (bench/results/README.md). 4 blocks
-// (64 registers) spill: each copy path fits in 64 alone, but not all of them in one kernel.
+// 32 KiB of loads in flight per SM, more than a Hopper SM needs to reach HBM's bandwidth (its
+// bandwidth x latency / SMs; docs/kernel.md). 4 blocks would leave 64 registers a thread: each
+// copy path fits in that alone, but not all of them in one kernel.
 constexpr int kMinBlocksPerMultiprocessor = MAMBA_STATE_MIN_BLOCKS_PER_SM;
 constexpr int kUnitsPerThread = MAMBA_STATE_UNITS_PER_THREAD;
 constexpr int64_t kUnitsPerTile = kThreadsPerBlock * kUnitsPerThread;
@@ -53,7 +53,7 @@ constexpr int kTasksPerThread = 2;
 // call takes one launch per kMaxTasks tasks).
 constexpr int kMaxTasks = kThreadsPerBlock * kTasksPerThread;
 
-// How a kind's tiles are copied, by its collapsed entry layout.
+// How a kind's tiles are copied, by its collapsed state layout.
 enum class TilePath : int32_t {
   kOneDim,   // one run (ndim <= 1, the contiguous case): 16-byte units when aligned
   kRows,     // a contiguous destination read from rows of a 2-D source (a conv window):
@@ -65,8 +65,8 @@ struct TiledStateCopy {
   StateCopy copy;
   TilePath path;
   int32_t unit_elements;  // elements per unit
-  int64_t units_per_entry;
-  int64_t tiles_per_entry;  // tiles of one (task, layer)
+  int64_t units_per_state;
+  int64_t tiles_per_state;  // tiles of one (task, layer)
 };
 
 // The whole launch, filled once on the host and passed by value (no copy to the device).
@@ -139,20 +139,20 @@ struct ConvertVector {
 template <typename Op>
 MAMBA_STATE_HOST_DEVICE void copy_tile_one_dim(const TiledStateCopy& state, char* dst,
                                                const char* src, int64_t tile, int thread) {
-  const EntryLayout& entry = state.copy.entry;
-  const int64_t dst_step = entry.dst_strides[0] * state.unit_elements * state.copy.dst_elem_size;
-  const int64_t src_step = entry.src_strides[0] * state.unit_elements * state.copy.src_elem_size;
+  const StateLayout& layout = state.copy.layout;
+  const int64_t dst_step = layout.dst_strides[0] * state.unit_elements * state.copy.dst_elem_size;
+  const int64_t src_step = layout.src_strides[0] * state.unit_elements * state.copy.src_elem_size;
   typename Op::Value values[kUnitsPerThread];
   const int64_t first_unit = tile * kUnitsPerTile + thread;
   MAMBA_STATE_UNROLL
   for (int j = 0; j < kUnitsPerThread; ++j) {
     const int64_t unit = first_unit + j * kThreadsPerBlock;
-    if (unit < state.units_per_entry) values[j] = Op::load(src + unit * src_step);
+    if (unit < state.units_per_state) values[j] = Op::load(src + unit * src_step);
   }
   MAMBA_STATE_UNROLL
   for (int j = 0; j < kUnitsPerThread; ++j) {
     const int64_t unit = first_unit + j * kThreadsPerBlock;
-    if (unit < state.units_per_entry) Op::store(dst + unit * dst_step, values[j]);
+    if (unit < state.units_per_state) Op::store(dst + unit * dst_step, values[j]);
   }
 }
 
@@ -167,16 +167,16 @@ MAMBA_STATE_HOST_DEVICE void copy_tile_rows(const TiledStateCopy& state, char* d
   struct alignas(kVectorBytes) Unit {
     Dst values[kElements];
   };
-  const EntryLayout& entry = state.copy.entry;
-  const int64_t columns = entry.sizes[1];
-  const int64_t row_bytes = entry.src_strides[0] * state.copy.src_elem_size;
-  const int64_t column_bytes = entry.src_strides[1] * state.copy.src_elem_size;
+  const StateLayout& layout = state.copy.layout;
+  const int64_t columns = layout.sizes[1];
+  const int64_t row_bytes = layout.src_strides[0] * state.copy.src_elem_size;
+  const int64_t column_bytes = layout.src_strides[1] * state.copy.src_elem_size;
   Unit units[kUnitsPerThread];
   const int64_t first_unit = tile * kUnitsPerTile + thread;
   MAMBA_STATE_UNROLL
   for (int j = 0; j < kUnitsPerThread; ++j) {
     const int64_t unit = first_unit + j * kThreadsPerBlock;
-    if (unit < state.units_per_entry) {
+    if (unit < state.units_per_state) {
       int64_t row;
       int64_t column;
       divide(unit * kElements, columns, &row, &column);
@@ -194,13 +194,13 @@ MAMBA_STATE_HOST_DEVICE void copy_tile_rows(const TiledStateCopy& state, char* d
   MAMBA_STATE_UNROLL
   for (int j = 0; j < kUnitsPerThread; ++j) {
     const int64_t unit = first_unit + j * kThreadsPerBlock;
-    if (unit < state.units_per_entry) {
+    if (unit < state.units_per_state) {
       *reinterpret_cast<Unit*>(dst + unit * kVectorBytes) = units[j];
     }
   }
 }
 
-// kStrided: each element's index is decomposed over the entry dims. One element at a time, so
+// kStrided: each element's index is decomposed over the state dims. One element at a time, so
 // that this rare path does not raise the register count (and so lower the occupancy) of the
 // whole kernel.
 template <typename Op>
@@ -209,10 +209,10 @@ MAMBA_STATE_HOST_DEVICE void copy_tile_strided(const TiledStateCopy& state, char
   const int64_t first_unit = tile * kUnitsPerTile + thread;
   for (int j = 0; j < kUnitsPerThread; ++j) {
     const int64_t unit = first_unit + j * kThreadsPerBlock;
-    if (unit >= state.units_per_entry) return;
+    if (unit >= state.units_per_state) return;
     int64_t dst_offset;
     int64_t src_offset;
-    entry_offsets(state.copy.entry, unit, &dst_offset, &src_offset);
+    state_offsets(state.copy.layout, unit, &dst_offset, &src_offset);
     Op::store(dst + dst_offset * state.copy.dst_elem_size,
               Op::load(src + src_offset * state.copy.src_elem_size));
   }
@@ -226,13 +226,14 @@ MAMBA_STATE_HOST_DEVICE void write_entry_status(const KernelParams& params, int 
 }
 
 // Resolves the launch's task `task` (threads share them out kTasksPerThread each, in order);
-// returns whether it copies, and if so where, in *live.
-MAMBA_STATE_HOST_DEVICE bool resolve_task(const KernelParams& params, int task, LiveTask* live) {
+// returns whether it copies, and if so where, in *copy.
+MAMBA_STATE_HOST_DEVICE bool resolve_task(const KernelParams& params, int task,
+                                          ResolvedCopy* copy) {
   if (task >= params.num_tasks) return false;
   int64_t set;
   int64_t n;
   divide(params.first_task + task, params.indices.num_entries, &set, &n);
-  return entry_copies(params.indices, static_cast<int>(set), n, live);
+  return entry_copies(params.indices, static_cast<int>(set), n, copy);
 }
 
 // The kind that block serves.
@@ -242,24 +243,25 @@ MAMBA_STATE_HOST_DEVICE int kind_of_block(const KernelParams& params, int64_t bl
   return k;
 }
 
-// A thread's part of copying kind k's tiles of the num_live live tasks: tiles numbered task by
-// task, layer by layer, of which this block (the kind's block-th) takes every num_blocks-th.
+// A thread's part of applying kind k's tiles of the launch's num_copies copies: tiles numbered
+// copy by copy, layer by layer, of which this block (the kind's block-th) takes every
+// num_blocks-th.
 template <typename CopyTile>
 MAMBA_STATE_HOST_DEVICE void copy_kind_tiles(const TiledStateCopy& state, CopyTile copy_tile,
-                                             const LiveTask* live, int64_t num_live, int64_t block,
-                                             int64_t num_blocks, int thread) {
-  const int64_t num_tiles = num_live * state.copy.num_layers * state.tiles_per_entry;
+                                             const ResolvedCopy* copies, int64_t num_copies,
+                                             int64_t block, int64_t num_blocks, int thread) {
+  const int64_t num_tiles = num_copies * state.copy.num_layers * state.tiles_per_state;
   // One tile at a time: each already has kUnitsPerThread loads in flight per thread.
   MAMBA_STATE_NO_UNROLL
   for (int64_t t = block; t < num_tiles; t += num_blocks) {
-    int64_t task_layer;
+    int64_t copy_layer;
     int64_t tile;
-    divide(t, state.tiles_per_entry, &task_layer, &tile);
-    int64_t task;
+    divide(t, state.tiles_per_state, &copy_layer, &tile);
+    int64_t which;
     int64_t layer;
-    divide(task_layer, state.copy.num_layers, &task, &layer);
-    const LiveTask where = live[task];
-    copy_tile(state, state.copy.dst_entry(layer, where.slot), state.copy.src_entry(layer, where),
+    divide(copy_layer, state.copy.num_layers, &which, &layer);
+    const ResolvedCopy target = copies[which];
+    copy_tile(state, state.copy.dst_state(layer, target.slot), state.copy.src_state(layer, target),
               tile, thread);
   }
 }
@@ -276,13 +278,14 @@ struct TileCopy {
 
 #if MAMBA_STATE_BULK_COPY && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 // The kind's 16-byte-aligned raw tiles through the bulk-copy engine (cuda/copy_cuda.cu).
-__device__ void copy_kind_bulk(const TiledStateCopy& state, const LiveTask* live, int64_t num_live,
-                               int64_t block, int64_t num_blocks, int thread);
+__device__ void copy_kind_bulk(const TiledStateCopy& state, const ResolvedCopy* copies,
+                               int64_t num_copies, int64_t block, int64_t num_blocks, int thread);
 #endif
 
 // copy_kind_tiles with the copy path of the block's kind, instantiated for its element types.
-MAMBA_STATE_HOST_DEVICE void copy_block_tiles(const KernelParams& params, const LiveTask* live,
-                                              int64_t num_live, int64_t block, int thread) {
+MAMBA_STATE_HOST_DEVICE void copy_block_tiles(const KernelParams& params,
+                                              const ResolvedCopy* copies, int64_t num_copies,
+                                              int64_t block, int thread) {
   // No kind: a launch with nothing to copy, whose one block writes the entries' status.
   if (params.num_states == 0 || block >= params.first_block[params.num_states]) return;
   const int k = kind_of_block(params, block);
@@ -290,14 +293,14 @@ MAMBA_STATE_HOST_DEVICE void copy_block_tiles(const KernelParams& params, const 
   const int64_t kind_block = block - params.first_block[k];
   const int64_t kind_blocks = params.first_block[k + 1] - params.first_block[k];
   auto copy_with = [&](auto copy_tile) {
-    copy_kind_tiles(state, copy_tile, live, num_live, kind_block, kind_blocks, thread);
+    copy_kind_tiles(state, copy_tile, copies, num_copies, kind_block, kind_blocks, thread);
   };
   if (state.path == TilePath::kOneDim && state.unit_elements > 1) {
     visit_conversion(state.copy.conversion, [&](auto types) {
       using Types = decltype(types);
       if constexpr (std::is_same_v<Types, CopyBytesTag>) {
 #if MAMBA_STATE_BULK_COPY && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-        copy_kind_bulk(state, live, num_live, kind_block, kind_blocks, thread);
+        copy_kind_bulk(state, copies, num_copies, kind_block, kind_blocks, thread);
 #else
         copy_with(TileCopy<copy_tile_one_dim<CopyVector>>{});
 #endif

@@ -13,14 +13,15 @@
 
 namespace mamba_state {
 
-// The entry dims after dropping size-1 dims, ordering by destination stride (outermost first)
-// and merging dims that are contiguous on both sides. A contiguous entry becomes one dim.
-struct EntryLayout {
+// The layout of one slot's state (the *E dims of [L, C, *E]) on both sides, after dropping size-1
+// dims, ordering by destination stride (outermost first) and merging dims that are contiguous on
+// both sides. A contiguous state becomes one dim.
+struct StateLayout {
   int32_t ndim;
   int64_t numel;
-  int64_t sizes[kMaxEntryDims];
-  int64_t dst_strides[kMaxEntryDims];  // in elements of the pool's dtype
-  int64_t src_strides[kMaxEntryDims];  // in elements of the source's dtype
+  int64_t sizes[kMaxStateDims];
+  int64_t dst_strides[kMaxStateDims];  // in elements of the pool's dtype
+  int64_t src_strides[kMaxStateDims];  // in elements of the source's dtype
 };
 
 // One state kind k: the pool states[k] is [L, C, *E]; the source is intermediates[k]
@@ -37,15 +38,15 @@ struct StateCopy {
   int32_t dst_elem_size;
   int32_t src_elem_size;
   Conversion conversion;
-  EntryLayout entry;
+  StateLayout layout;
 
   // The first element of states[k][layer, slot] and of the source's [layer, row, step].
-  MAMBA_STATE_HOST_DEVICE char* dst_entry(int64_t layer, int64_t slot) const {
+  MAMBA_STATE_HOST_DEVICE char* dst_state(int64_t layer, int64_t slot) const {
     return dst + (layer * dst_layer_stride + slot * dst_slot_stride) * dst_elem_size;
   }
-  MAMBA_STATE_HOST_DEVICE const char* src_entry(int64_t layer, const LiveTask& task) const {
+  MAMBA_STATE_HOST_DEVICE const char* src_state(int64_t layer, const ResolvedCopy& copy) const {
     return src +
-           (layer * src_layer_stride + task.row * src_row_stride + task.step * src_step_stride) *
+           (layer * src_layer_stride + copy.row * src_row_stride + copy.step * src_step_stride) *
                src_elem_size;
   }
 };
@@ -54,7 +55,7 @@ struct CopyPlan {
   Op op;
   EntryIndices indices;
   InlineVector<StateCopy, 8>
-      states;             // kinds with nothing to copy (no layers, empty entry) left out
+      states;             // kinds with nothing to copy (no layers, empty state) left out
   int32_t* entry_status;  // nullptr when the caller passed none
   int64_t entry_status_stride;
 };
@@ -77,7 +78,7 @@ MAMBA_STATE_HOST_DEVICE void divide(int64_t value, int64_t divisor, int64_t* quo
 
 // Offsets, in elements, of element `element` (row-major over layout.sizes) from the entry's
 // first element on each side.
-MAMBA_STATE_HOST_DEVICE void entry_offsets(const EntryLayout& layout, int64_t element,
+MAMBA_STATE_HOST_DEVICE void state_offsets(const StateLayout& layout, int64_t element,
                                            int64_t* dst_offset, int64_t* src_offset) {
   int64_t dst = 0;
   int64_t src = 0;

@@ -11,7 +11,7 @@ namespace {
 
 // Dims of the views the operators take: [L, R, T, *E] at most, which the shape checks guarantee
 // before the memory checks run.
-constexpr int kMaxDims = kMaxEntryDims + 3;
+constexpr int kMaxDims = kMaxStateDims + 3;
 
 void require_known_rank(const TensorMeta& tensor) {
   require(tensor.dim <= kMaxDims, "mamba_state: a view of ", tensor.dim,

@@ -42,25 +42,25 @@ __device__ inline uint32_t shared_address(const void* pointer) {
 
 // One thread moves the block's tiles: bulk loads of up to kBulkStages tiles into shared memory,
 // each completing on its mbarrier, and a bulk store of each tile as it lands.
-__device__ void copy_kind_bulk(const TiledStateCopy& state, const LiveTask* live, int64_t num_live,
-                               int64_t block, int64_t num_blocks, int thread) {
+__device__ void copy_kind_bulk(const TiledStateCopy& state, const ResolvedCopy* copies,
+                               int64_t num_copies, int64_t block, int64_t num_blocks, int thread) {
   extern __shared__ __align__(128) unsigned char buffers[];
   __shared__ __align__(8) uint64_t landed[kBulkStages];
   if (thread != 0) return;
-  const int64_t entry_bytes = state.units_per_entry * kVectorBytes;
-  const int64_t num_tiles = num_live * state.copy.num_layers * state.tiles_per_entry;
+  const int64_t entry_bytes = state.units_per_state * kVectorBytes;
+  const int64_t num_tiles = num_copies * state.copy.num_layers * state.tiles_per_state;
   const int64_t count = num_tiles > block ? (num_tiles - block + num_blocks - 1) / num_blocks : 0;
   // Tile i of this block: its source, destination and bytes.
   auto locate = [&](int64_t i, const char** src, char** dst) -> uint32_t {
-    int64_t task_layer;
+    int64_t copy_layer;
     int64_t tile;
-    divide(block + i * num_blocks, state.tiles_per_entry, &task_layer, &tile);
-    int64_t task;
+    divide(block + i * num_blocks, state.tiles_per_state, &copy_layer, &tile);
+    int64_t which;
     int64_t layer;
-    divide(task_layer, state.copy.num_layers, &task, &layer);
+    divide(copy_layer, state.copy.num_layers, &which, &layer);
     const int64_t offset = tile * kBulkTileBytes;
-    *src = state.copy.src_entry(layer, live[task]) + offset;
-    *dst = state.copy.dst_entry(layer, live[task].slot) + offset;
+    *src = state.copy.src_state(layer, copies[which]) + offset;
+    *dst = state.copy.dst_state(layer, copies[which].slot) + offset;
     return static_cast<uint32_t>(min(static_cast<int64_t>(kBulkTileBytes), entry_bytes - offset));
   };
   auto load = [&](int64_t i) {
@@ -151,30 +151,33 @@ __device__ int block_exclusive_sum(int value, int* total) {
 // __grid_constant__: the steps read the arguments in place, without a local copy.
 __global__ void __launch_bounds__(kThreadsPerBlock, kMinBlocksPerMultiprocessor)
     copy_kernel(const __grid_constant__ KernelParams params) {
-  __shared__ LiveTask live[kMaxTasks];
+  __shared__ ResolvedCopy copies[kMaxTasks];
   const int thread = static_cast<int>(threadIdx.x);
   if (blockIdx.x == 0 && params.entry_status != nullptr) write_entry_status(params, thread);
-  // Fixed indices into mine and copies (the loops unroll), so that they stay in registers.
-  LiveTask mine[kTasksPerThread];
-  bool copies[kTasksPerThread];
+  // Fixed indices into mine and copied (the loops unroll), so that they stay in registers.
+  ResolvedCopy mine[kTasksPerThread];
+  bool copied[kTasksPerThread];
   int count = 0;
 #pragma unroll
   for (int j = 0; j < kTasksPerThread; ++j) {
-    copies[j] = resolve_task(params, thread * kTasksPerThread + j, &mine[j]);
-    count += copies[j];
+    copied[j] = resolve_task(params, thread * kTasksPerThread + j, &mine[j]);
+    count += copied[j];
   }
-  int num_live;
-  int position = block_exclusive_sum(count, &num_live);
+  int num_copies;
+  int position = block_exclusive_sum(count, &num_copies);
 #pragma unroll
   for (int j = 0; j < kTasksPerThread; ++j) {
-    if (copies[j]) live[position++] = mine[j];
+    if (copied[j]) copies[position++] = mine[j];
   }
   __syncthreads();
-  copy_block_tiles(params, live, num_live, blockIdx.x, thread);
+  copy_block_tiles(params, copies, num_copies, blockIdx.x, thread);
 }
 
-// A failure of the CUDA runtime, with what to do about the ones a user can fix.
+// A failure of the CUDA runtime, with what to do about the ones a user can fix. The runtime
+// (this library's own, linked statically) keeps a failed call's error as its last error, which the
+// cudaGetLastError() after a later launch would report as that launch's: it is cleared here.
 [[noreturn]] void fail_cuda(Op op, cudaError_t error, const char* what) {
+  cudaGetLastError();
   std::string advice;
   switch (error) {
     case cudaErrorInsufficientDriver:
@@ -198,6 +201,21 @@ __global__ void __launch_bounds__(kThreadsPerBlock, kMinBlocksPerMultiprocessor)
                                   cudaGetErrorName(error), ")", advice));
 }
 
+// Lets the calling thread make CUDA calls that a stream capture in the global mode forbids (the
+// first call of a process may come inside torch.cuda.graph): this library's runtime initialises,
+// loads its module and queries occupancy on its first use of a device. None of these calls
+// enqueues work, so none belongs in the graph.
+class RelaxedCaptureMode {
+ public:
+  RelaxedCaptureMode() { cudaThreadExchangeStreamCaptureMode(&mode_); }
+  ~RelaxedCaptureMode() { cudaThreadExchangeStreamCaptureMode(&mode_); }
+  RelaxedCaptureMode(const RelaxedCaptureMode&) = delete;
+  RelaxedCaptureMode& operator=(const RelaxedCaptureMode&) = delete;
+
+ private:
+  cudaStreamCaptureMode mode_ = cudaStreamCaptureModeRelaxed;
+};
+
 // Blocks of copy_kernel that fit on a device at once, read once per device.
 int64_t resident_blocks(Op op, int device) {
   static std::atomic<int64_t> blocks[kMaxDevices] = {};
@@ -205,6 +223,7 @@ int64_t resident_blocks(Op op, int device) {
           " is past the ", kMaxDevices, " this build supports");
   int64_t known = blocks[device].load(std::memory_order_relaxed);
   if (known > 0) return known;
+  const RelaxedCaptureMode relaxed;
   int multiprocessors = 0;
   int per_multiprocessor = 0;
   cudaError_t error =

@@ -94,9 +94,9 @@ class Arguments {
 
 void check_pool_rank(Op op, const TensorMeta& state, size_t k) {
   require(state.dim >= 2, op_prefix(op), "states[", k,
-          "] must be [layers, slots, *entry] (got shape ", state.shape(), ")");
-  require(state.dim - 2 <= kMaxEntryDims, op_prefix(op), "states[", k, "] has ", state.dim - 2,
-          " entry dims; at most ", kMaxEntryDims, " are supported");
+          "] must be [layers, slots, *state] (got shape ", state.shape(), ")");
+  require(state.dim - 2 <= kMaxStateDims, op_prefix(op), "states[", k, "] has ", state.dim - 2,
+          " state dims; at most ", kMaxStateDims, " are supported");
 }
 
 void check_same_slots(Op op, const TensorMetas& states, size_t k) {
@@ -138,11 +138,11 @@ void check_update(const UpdateCall& call) {
     const TensorMeta& intermediate = intermediates[k];
     check_pool_rank(op, state, k);
     require(intermediate.dim >= 3, prefix, "intermediates[", k,
-            "] must be [layers, rows, steps, *entry] (got shape ", intermediate.shape(), ")");
+            "] must be [layers, rows, steps, *state] (got shape ", intermediate.shape(), ")");
     require(intermediate.size(0) == state.size(0), prefix, "intermediates[", k, "] has ",
             intermediate.size(0), " layers but states[", k, "] has ", state.size(0));
     require(same_sizes(intermediate.shape_from(3), state.shape_from(2)), prefix, "intermediates[",
-            k, "] has entry shape ", intermediate.shape_from(3), " but states[", k, "] has ",
+            k, "] has state shape ", intermediate.shape_from(3), " but states[", k, "] has ",
             state.shape_from(2));
     check_same_slots(op, states, k);
     require(intermediate.size(1) == intermediates[0].size(1) &&
@@ -218,18 +218,18 @@ std::string describe_bad_entry(Op op, const EntryIndices& indices, int set, int6
   const bool track = op == Op::kUpdate && set == 1;
   const char* slot_name = track ? "track slot " : "dst slot ";
   const char* row_name = op == Op::kCopySlots ? "src slot " : "src row ";
-  const LiveTask& task = entry.task;
+  const ResolvedCopy& copy = entry.copy;
   if (entry.status & index_set.slot_bit) {
-    return concat(op_prefix(op), "entry ", n, ": ", slot_name, task.slot, " is out of range [0, ",
+    return concat(op_prefix(op), "entry ", n, ": ", slot_name, copy.slot, " is out of range [0, ",
                   indices.num_slots, ")");
   }
   if (entry.status & index_set.row_bit) {
-    return concat(op_prefix(op), "entry ", n, ": ", row_name, task.row, " is out of range [0, ",
+    return concat(op_prefix(op), "entry ", n, ": ", row_name, copy.row, " is out of range [0, ",
                   indices.num_rows, ")");
   }
   const std::string step_source =
       track ? concat("track_steps[", n, "]") : concat("steps[", n, "] + step_offset");
-  return concat(op_prefix(op), "entry ", n, ": step ", task.step, " (", step_source,
+  return concat(op_prefix(op), "entry ", n, ": step ", copy.step, " (", step_source,
                 ") is out of range [0, ", indices.num_steps, ")");
 }
 

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#if !defined(MAMBA_STATE_MAX_ENTRY_DIMS) || !defined(MAMBA_STATE_OVERLAP_BUDGET) ||   \
+#if !defined(MAMBA_STATE_MAX_STATE_DIMS) || !defined(MAMBA_STATE_OVERLAP_BUDGET) ||   \
     !defined(MAMBA_STATE_MAX_FOLLOWED_BLOCKS) || !defined(MAMBA_STATE_STATUS_SLOT) || \
     !defined(MAMBA_STATE_STATUS_ROW) || !defined(MAMBA_STATE_STATUS_STEP) ||          \
     !defined(MAMBA_STATE_STATUS_TRACK_SLOT) || !defined(MAMBA_STATE_STATUS_TRACK_STEP)
@@ -14,9 +14,9 @@
 
 namespace mamba_state {
 
-// Entry dims (the *E of [L, C, *E]) of a state kind. Small, because the plan travels by value
+// State dims (the *E of [L, C, *E]) of a state kind. Small, because the plan travels by value
 // as a CUDA kernel argument.
-constexpr int kMaxEntryDims = MAMBA_STATE_MAX_ENTRY_DIMS;
+constexpr int kMaxStateDims = MAMBA_STATE_MAX_STATE_DIMS;
 
 // The memory-sharing decision (memory_overlap.cpp): the steps it takes before it answers
 // conservatively, and the blocks of one view it follows against the whole of another.

@@ -20,22 +20,22 @@ Conversion conversion_between(int32_t src, int32_t dst) {
   return dst == dtypes.float32 ? Conversion::kBFloat16ToFloat : Conversion::kBFloat16ToHalf;
 }
 
-// The entry dims of a pool ([L, C, *E], from dim 2) and of its source (from dim
-// source_entry_dim).
-EntryLayout collapse_entry(const TensorMeta& state, const TensorMeta& source,
-                           int64_t source_entry_dim) {
+// The state dims of a pool ([L, C, *E], from dim 2) and of its source (from dim
+// source_state_dim).
+StateLayout collapse_state(const TensorMeta& state, const TensorMeta& source,
+                           int64_t source_state_dim) {
   struct Dim {
     int64_t size, dst_stride, src_stride;
   };
-  Dim dims[kMaxEntryDims];
+  Dim dims[kMaxStateDims];
   int num_dims = 0;
-  EntryLayout layout{};
+  StateLayout layout{};
   layout.numel = 1;
   for (int64_t d = 2; d < state.dim; ++d) {
     const int64_t size = state.size(d);
     layout.numel *= size;
     if (size != 1)
-      dims[num_dims++] = {size, state.stride(d), source.stride(d - 2 + source_entry_dim)};
+      dims[num_dims++] = {size, state.stride(d), source.stride(d - 2 + source_state_dim)};
   }
   if (layout.numel == 0) return layout;
   // Walk the destination in memory order, so that writes are as contiguous as they can be
@@ -76,13 +76,13 @@ IndexArray index_array(const TensorMeta& index) {
 }
 
 // The state kind of a plan: pool [L, C, *E] read from source, whose row and step strides are
-// given (the entry dims follow at source_entry_dim). Empty kinds copy nothing.
+// given (the state dims follow at source_state_dim). Empty kinds copy nothing.
 std::optional<StateCopy> state_copy(const TensorMeta& state, const TensorMeta& source,
                                     int64_t row_stride, int64_t step_stride,
-                                    int64_t source_entry_dim) {
+                                    int64_t source_state_dim) {
   StateCopy copy{};
-  copy.entry = collapse_entry(state, source, source_entry_dim);
-  if (copy.entry.numel == 0 || state.size(0) == 0) return std::nullopt;
+  copy.layout = collapse_state(state, source, source_state_dim);
+  if (copy.layout.numel == 0 || state.size(0) == 0) return std::nullopt;
   copy.dst = state.data;
   copy.src = source.data;
   copy.num_layers = state.size(0);

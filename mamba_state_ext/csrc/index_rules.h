@@ -55,8 +55,9 @@ struct EntryIndices {
   MAMBA_STATE_HOST_DEVICE int64_t num_tasks() const { return num_sets * num_entries; }
 };
 
-// A (set, entry) pair that copies: where it goes and where it comes from.
-struct LiveTask {
+// One copy of a (set, entry) pair, its indices resolved: the pool slot it writes and the source
+// row and step it reads.
+struct ResolvedCopy {
   int64_t slot;
   int64_t row;
   int64_t step;
@@ -65,7 +66,7 @@ struct LiveTask {
 struct ResolvedEntry {
   bool skipped;    // nothing to do, nothing checked
   int32_t status;  // EntryStatusBits of a bad copy, 0 otherwise
-  LiveTask task;
+  ResolvedCopy copy;
 
   MAMBA_STATE_HOST_DEVICE bool copies() const { return !skipped && status == 0; }
 };
@@ -79,17 +80,17 @@ MAMBA_STATE_HOST_DEVICE ResolvedEntry resolve_entry(const EntryIndices& indices,
   const IndexSet& index_set = indices.sets[set];
   ResolvedEntry entry{true, 0, {0, 0, 0}};
   if (index_set.mask.present() && index_set.mask[n] == 0) return entry;
-  LiveTask& task = entry.task;
-  task.step = index_set.steps.present() ? index_set.steps[n] + index_set.step_offset : 0;
-  if (task.step < 0) return entry;
-  task.slot = index_set.dst_slots[n];
-  if (task.slot < 0) return entry;
-  task.row = index_set.src_rows.present() ? index_set.src_rows[n] : n;
-  if (index_set.negative_row_skips && task.row < 0) return entry;
+  ResolvedCopy& copy = entry.copy;
+  copy.step = index_set.steps.present() ? index_set.steps[n] + index_set.step_offset : 0;
+  if (copy.step < 0) return entry;
+  copy.slot = index_set.dst_slots[n];
+  if (copy.slot < 0) return entry;
+  copy.row = index_set.src_rows.present() ? index_set.src_rows[n] : n;
+  if (index_set.negative_row_skips && copy.row < 0) return entry;
   entry.skipped = false;
-  if (task.slot >= indices.num_slots) entry.status |= index_set.slot_bit;
-  if (task.row < 0 || task.row >= indices.num_rows) entry.status |= index_set.row_bit;
-  if (task.step >= indices.num_steps) entry.status |= index_set.step_bit;
+  if (copy.slot >= indices.num_slots) entry.status |= index_set.slot_bit;
+  if (copy.row < 0 || copy.row >= indices.num_rows) entry.status |= index_set.row_bit;
+  if (copy.step >= indices.num_steps) entry.status |= index_set.step_bit;
   return entry;
 }
 
@@ -100,12 +101,12 @@ MAMBA_STATE_HOST_DEVICE int32_t entry_status(const EntryIndices& indices, int64_
   return status;
 }
 
-// Whether set `set` of entry n copies, and if so where, in *task. A bad entry applies none of its
+// Whether set `set` of entry n copies, and if so where, in *copy. A bad entry applies none of its
 // copies: a good commit is left undone when the entry's track copy is bad.
 MAMBA_STATE_HOST_DEVICE bool entry_copies(const EntryIndices& indices, int set, int64_t n,
-                                          LiveTask* task) {
+                                          ResolvedCopy* copy) {
   const ResolvedEntry entry = resolve_entry(indices, set, n);
-  *task = entry.task;
+  *copy = entry.copy;
   return entry.copies() && (indices.num_sets == 1 || entry_status(indices, n) == 0);
 }
 

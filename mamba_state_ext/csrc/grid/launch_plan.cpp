@@ -27,7 +27,7 @@ TiledStateCopy tile_state(const StateCopy& copy) {
   TiledStateCopy tiled{};
   tiled.copy = copy;
   tiled.unit_elements = 1;
-  const EntryLayout& entry = copy.entry;
+  const StateLayout& entry = copy.layout;
   if (entry.ndim <= 1) {
     tiled.path = TilePath::kOneDim;
     // 16 bytes on the wider side, when the run is contiguous on both sides.
@@ -47,16 +47,16 @@ TiledStateCopy tile_state(const StateCopy& copy) {
       tiled.unit_elements = static_cast<int32_t>(vector);
     }
   }
-  tiled.units_per_entry = entry.numel / tiled.unit_elements;
-  tiled.tiles_per_entry = (tiled.units_per_entry + kUnitsPerTile - 1) / kUnitsPerTile;
+  tiled.units_per_state = entry.numel / tiled.unit_elements;
+  tiled.tiles_per_state = (tiled.units_per_state + kUnitsPerTile - 1) / kUnitsPerTile;
   return tiled;
 }
 
 // A tile's expected time, in tiles of 16-byte copies. Each thread's part of a tile is one round
 // trip (its loads, then its stores), so a block takes about as long per tile whatever the tile's
-// bytes; a conv-window tile (kRows: element loads) takes longer: its weight comes from the
-// per-tile times of the H100's run 2 (bench/results/README.md), and the split it gives is not
-// yet measured; a kStrided thread copies its elements one after another, a round trip each.
+// bytes; a conv-window tile (kRows: element loads) takes longer, by a weight read off measured
+// per-tile times (bench/results/README.md says which run); a kStrided thread copies its elements
+// one after another, a round trip each.
 double tile_weight(const TiledStateCopy& tiled) {
   switch (tiled.path) {
     case TilePath::kOneDim: return 1.0;
@@ -92,7 +92,7 @@ Launches make_launches(const CopyPlan& plan, int64_t max_blocks) {
            k < plan.states.size() && params.num_states < kMaxStatesPerLaunch; ++k) {
         const TiledStateCopy tiled = tile_state(plan.states[k]);
         const int k_here = params.num_states++;
-        tiles[k_here] = params.num_tasks * tiled.copy.num_layers * tiled.tiles_per_entry;
+        tiles[k_here] = params.num_tasks * tiled.copy.num_layers * tiled.tiles_per_state;
         costs[k_here] = static_cast<double>(tiles[k_here]) * tile_weight(tiled);
         total_tiles += tiles[k_here];
         total_cost += costs[k_here];

@@ -1,5 +1,5 @@
 // The CPU kernel of both operators: resolve every entry, raising for the first bad one before
-// anything is written, then copy the live tasks in parallel pieces of about kPieceBytes each.
+// anything is written, then apply its copies in parallel pieces of about kPieceBytes each.
 #include <torch/csrc/stable/library.h>
 #include <torch/csrc/stable/ops.h>
 
@@ -56,16 +56,16 @@ void visit_row_length(int64_t length, Visitor&& visit) {
   }
 }
 
-// Elements [begin, end) of one entry, for one element type pair. Strides are in bytes here.
+// Elements [begin, end) of one slot's state, for one element type pair. Strides are in bytes here.
 template <typename Element>
-void copy_entry_elements(const StateCopy& copy, char* dst, const char* src, int64_t begin,
+void copy_state_elements(const StateCopy& copy, char* dst, const char* src, int64_t begin,
                          int64_t end) {
-  const EntryLayout& entry = copy.entry;
+  const StateLayout& layout = copy.layout;
   const int64_t dst_size = copy.dst_elem_size;
   const int64_t src_size = copy.src_elem_size;
-  if (entry.ndim <= 1) {  // one run: the contiguous case
-    const int64_t dst_step = entry.ndim == 1 ? entry.dst_strides[0] * dst_size : 0;
-    const int64_t src_step = entry.ndim == 1 ? entry.src_strides[0] * src_size : 0;
+  if (layout.ndim <= 1) {  // one run: the contiguous case
+    const int64_t dst_step = layout.ndim == 1 ? layout.dst_strides[0] * dst_size : 0;
+    const int64_t src_step = layout.ndim == 1 ? layout.src_strides[0] * src_size : 0;
     dst += begin * dst_step;
     src += begin * src_step;
     if (copy.conversion == Conversion::kCopyBytes && dst_step == dst_size && src_step == src_size) {
@@ -75,18 +75,18 @@ void copy_entry_elements(const StateCopy& copy, char* dst, const char* src, int6
     }
     return;
   }
-  const int inner = entry.ndim - 1;
-  const int64_t run_length = entry.sizes[inner];
-  const int64_t dst_step = entry.dst_strides[inner] * dst_size;
-  const int64_t src_step = entry.src_strides[inner] * src_size;
-  if (entry.ndim == 2) {
+  const int inner = layout.ndim - 1;
+  const int64_t run_length = layout.sizes[inner];
+  const int64_t dst_step = layout.dst_strides[inner] * dst_size;
+  const int64_t src_step = layout.src_strides[inner] * src_size;
+  if (layout.ndim == 2) {
     // Rows of a few elements with a fixed stride (a conv window): walk them without dividing,
     // whole rows in a loop of their own, unrolled for the short rows of conv windows.
     int64_t row;
     int64_t column;
     divide(begin, run_length, &row, &column);
-    const int64_t dst_row = entry.dst_strides[0] * dst_size;
-    const int64_t src_row = entry.src_strides[0] * src_size;
+    const int64_t dst_row = layout.dst_strides[0] * dst_size;
+    const int64_t src_row = layout.src_strides[0] * src_size;
     char* dst_at = dst + row * dst_row + column * dst_step;
     const char* src_at = src + row * src_row + column * src_step;
     int64_t remaining = end - begin;
@@ -110,7 +110,7 @@ void copy_entry_elements(const StateCopy& copy, char* dst, const char* src, int6
     const int64_t count = std::min(run_length - element % run_length, end - element);
     int64_t dst_offset;
     int64_t src_offset;
-    entry_offsets(entry, element, &dst_offset, &src_offset);
+    state_offsets(layout, element, &dst_offset, &src_offset);
     copy_run<Element>(dst + dst_offset * dst_size, dst_step, src + src_offset * src_size, src_step,
                       count);
     element += count;
@@ -118,26 +118,26 @@ void copy_entry_elements(const StateCopy& copy, char* dst, const char* src, int6
 }
 
 // The copies of a call: held inline up to 256 entries with track copies.
-using LiveTasks = InlineVector<LiveTask, 512>;
+using ResolvedCopies = InlineVector<ResolvedCopy, 512>;
 
-// One state kind's share of the piece space. A kind's work is its live tasks x layers entries
-// laid end to end (task-major, then layer, then element); each piece is a range of
-// piece_elements of it, about kPieceBytes whatever the entry size, so that an even split of
-// pieces is an even split of bytes.
+// One state kind's share of the piece space. A kind's work is its copies x layers states laid end
+// to end (copy-major, then layer, then element); each piece is a range of piece_elements of it,
+// about kPieceBytes whatever the state's size, so that an even split of pieces is an even split
+// of bytes.
 struct StatePieces {
   int64_t first_piece;
   int64_t piece_elements;
   int64_t total_elements;
 };
 
-void copy_live_tasks(const CopyPlan& plan, const LiveTasks& live) {
-  const int64_t num_live = static_cast<int64_t>(live.size());
+void apply_copies(const CopyPlan& plan, const ResolvedCopies& copies) {
+  const int64_t num_copies = static_cast<int64_t>(copies.size());
   InlineVector<StatePieces, 8> pieces;
   int64_t num_pieces = 0;
   for (const StateCopy& copy : plan.states) {
     const int64_t elem_bytes = std::max(copy.dst_elem_size, copy.src_elem_size);
     const int64_t piece_elements = std::max<int64_t>(1, kPieceBytes / elem_bytes);
-    const int64_t total_elements = num_live * copy.num_layers * copy.entry.numel;
+    const int64_t total_elements = num_copies * copy.num_layers * copy.layout.numel;
     pieces.push_back({num_pieces, piece_elements, total_elements});
     num_pieces += (total_elements + piece_elements - 1) / piece_elements;
   }
@@ -148,26 +148,26 @@ void copy_live_tasks(const CopyPlan& plan, const LiveTasks& live) {
       const StateCopy& copy = plan.states[k];
       const int64_t begin = (piece - pieces[k].first_piece) * pieces[k].piece_elements;
       const int64_t end = std::min(begin + pieces[k].piece_elements, pieces[k].total_elements);
-      // Walk (task, layer) pairs from the piece's first element on, dividing once.
-      const int64_t numel = copy.entry.numel;
-      int64_t task_layer;
+      // Walk (copy, layer) pairs from the piece's first element on, dividing once.
+      const int64_t numel = copy.layout.numel;
+      int64_t copy_layer;
       int64_t element;
-      divide(begin, numel, &task_layer, &element);
-      int64_t task;
+      divide(begin, numel, &copy_layer, &element);
+      int64_t which;
       int64_t layer;
-      divide(task_layer, copy.num_layers, &task, &layer);
+      divide(copy_layer, copy.num_layers, &which, &layer);
       visit_element_op(copy.conversion, copy.dst_elem_size, [&](auto element_op) {
         using Element = decltype(element_op);
         for (int64_t position = begin; position < end;) {
           const int64_t count = std::min(numel - element, end - position);
-          const LiveTask& where = live[task];
-          copy_entry_elements<Element>(copy, copy.dst_entry(layer, where.slot),
-                                       copy.src_entry(layer, where), element, element + count);
+          const ResolvedCopy& target = copies[which];
+          copy_state_elements<Element>(copy, copy.dst_state(layer, target.slot),
+                                       copy.src_state(layer, target), element, element + count);
           position += count;
           element = 0;
           if (++layer == copy.num_layers) {
             layer = 0;
-            ++task;
+            ++which;
           }
         }
       });
@@ -176,18 +176,18 @@ void copy_live_tasks(const CopyPlan& plan, const LiveTasks& live) {
 }
 
 // Resolves every copy, raising for the first bad one (entry by entry, the commit before the
-// track copy) before anything is written; then copies the live ones.
+// track copy) before anything is written; then applies the copies.
 void run(const CopyPlan& plan) {
   const EntryIndices& indices = plan.indices;
-  LiveTasks live;
-  live.reserve(static_cast<size_t>(indices.num_tasks()));
+  ResolvedCopies copies;
+  copies.reserve(static_cast<size_t>(indices.num_tasks()));
   for (int64_t n = 0; n < indices.num_entries; ++n) {
     for (int set = 0; set < indices.num_sets; ++set) {
       const ResolvedEntry entry = resolve_entry(indices, set, n);
       if (entry.status != 0) {
         throw std::out_of_range(describe_bad_entry(plan.op, indices, set, n, entry));
       }
-      if (entry.copies()) live.push_back(entry.task);
+      if (entry.copies()) copies.push_back(entry.copy);
     }
   }
   if (plan.entry_status != nullptr) {
@@ -195,7 +195,7 @@ void run(const CopyPlan& plan) {
       plan.entry_status[n * plan.entry_status_stride] = 0;
     }
   }
-  if (!live.empty()) copy_live_tasks(plan, live);
+  if (!copies.empty()) apply_copies(plan, copies);
 }
 
 void run_update(const UpdateCall& call) {
