@@ -20,6 +20,11 @@ class UpdateCall:
     entry_status: torch.Tensor | None = None  # written
     track_slots: torch.Tensor | None = None
     track_steps: torch.Tensor | None = None
+    # The quantized kinds, and each one's scales and qmax (aligned with scaled_kinds).
+    scaled_kinds: Sequence[int] | None = None
+    state_scales: Sequence[torch.Tensor] | None = None  # [L, C, *S] float32, written
+    intermediate_scales: Sequence[torch.Tensor | None] | None = None  # [L, R, T, *S] float32
+    quant_max: Sequence[float] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,6 +25,7 @@ from .constants import (
     TRACK_STEP_OUT_OF_RANGE,
 )
 from .overlap import byte_range, may_overlap_itself, ranges_meet, share_bytes
+from .quantization import QUANTIZED_DTYPES, dtype_max
 
 UPDATE = "mamba_state.update: "
 COPY_SLOTS = "mamba_state.copy_slots: "
@@ -74,11 +75,19 @@ def _check_entry_status(op: str, entry_status: torch.Tensor | None, num_entries:
 
 def update_arguments(call: UpdateCall):
     """update's tensor arguments as (name, tensor, written), destinations first, in the order
-    the messages name them."""
+    the messages name them. A scale tensor is named by the kind it belongs to: state_scales[k]
+    is the scales of states[k], whatever its place in the operator's list."""
     arguments = [(f"states[{k}]", state, True) for k, state in enumerate(call.states)]
+    quantized = quantized_kinds(call)
+    arguments += [(f"state_scales[{k}]", kind.state_scales, True) for k, kind in quantized.items()]
     if call.entry_status is not None:
         arguments.append(("entry_status", call.entry_status, True))
     arguments += [(f"intermediates[{k}]", t, False) for k, t in enumerate(call.intermediates)]
+    arguments += [
+        (f"intermediate_scales[{k}]", kind.intermediate_scales, False)
+        for k, kind in quantized.items()
+        if kind.intermediate_scales is not None
+    ]
     arguments += [("dst_slots", call.dst_slots, False), ("steps", call.steps, False)]
     optional = (
         ("src_rows", call.src_rows),
@@ -127,6 +136,114 @@ def check_no_overlap(op: str, arguments) -> None:
                 )
 
 
+@dataclasses.dataclass(frozen=True)
+class QuantizedKind:
+    """A kind with scales: its pool's scales, its cache's (None: quantized on commit) and its
+    qmax (None: the pool dtype's largest value)."""
+
+    state_scales: torch.Tensor
+    intermediate_scales: torch.Tensor | None
+    quant_max: float | None
+
+    def qmax(self, dtype: torch.dtype) -> float:
+        return dtype_max(dtype) if self.quant_max is None else self.quant_max
+
+
+def quantized_kinds(call: UpdateCall) -> dict[int, QuantizedKind]:
+    """The kinds with scales, by kind, after the lists' own checks: scaled_kinds increasing kinds
+    of states, and each list as long as it."""
+    op = UPDATE
+    kinds = list(call.scaled_kinds or [])
+    if any(not 0 <= k < len(call.states) for k in kinds) or kinds != sorted(set(kinds)):
+        raise ValueError(
+            f"{op}scaled_kinds must be increasing kinds of states, in [0, {len(call.states)}) "
+            f"(got {kinds})"
+        )
+    state_scales = list(call.state_scales or [])
+    if len(state_scales) != len(kinds):
+        raise ValueError(
+            f"{op}state_scales has {len(state_scales)} tensors but scaled_kinds has {len(kinds)}"
+        )
+    intermediate_scales = [None] * len(kinds)
+    if call.intermediate_scales is not None:
+        intermediate_scales = list(call.intermediate_scales)
+        if len(intermediate_scales) != len(kinds):
+            raise ValueError(
+                f"{op}intermediate_scales has {len(intermediate_scales)} items but scaled_kinds "
+                f"has {len(kinds)}"
+            )
+    quant_max = [None] * len(kinds)
+    if call.quant_max is not None:
+        quant_max = list(call.quant_max)
+        if len(quant_max) != len(kinds):
+            raise ValueError(
+                f"{op}quant_max has {len(quant_max)} values but scaled_kinds has {len(kinds)}"
+            )
+    return {
+        k: QuantizedKind(*scales)
+        for k, scales in zip(kinds, zip(state_scales, intermediate_scales, quant_max))
+    }
+
+
+def _check_quantized_kind(op, k, state, intermediate, kind: QuantizedKind) -> None:
+    """A kind with scales: its pool's dtype, its cache's, and both scale tensors' shapes."""
+    if state.dtype not in QUANTIZED_DTYPES:
+        raise ValueError(
+            f"{op}states[{k}] is {state.dtype}: only an int8, float8_e4m3fn or float8_e5m2 "
+            "pool takes scales"
+        )
+    if kind.intermediate_scales is not None and intermediate.dtype != state.dtype:
+        raise ValueError(
+            f"{op}intermediates[{k}] is {intermediate.dtype} but states[{k}] is {state.dtype}: "
+            "a cache with scales is copied as it is, in the pool's dtype"
+        )
+    if kind.intermediate_scales is None and intermediate.dtype not in CONVERTED_FLOATS:
+        raise ValueError(
+            f"{op}intermediates[{k}] is {intermediate.dtype}: a quantized pool is fed from "
+            "float32, float16 or bfloat16, or from a cache of its own dtype with "
+            "intermediate_scales"
+        )
+    scales, state_shape = kind.state_scales, list(state.shape[2:])
+    if scales.dtype != torch.float32:
+        raise ValueError(f"{op}state_scales[{k}] must be float32 (got {scales.dtype})")
+    if not 2 <= scales.dim() <= 2 + len(state_shape):
+        raise ValueError(
+            f"{op}state_scales[{k}] must be [layers, slots, *groups] with no more group dims "
+            f"than states[{k}] has state dims ({len(state_shape)}) (got shape "
+            f"{list(scales.shape)})"
+        )
+    if scales.shape[:2] != state.shape[:2]:
+        raise ValueError(
+            f"{op}state_scales[{k}] has {scales.shape[0]} layers and {scales.shape[1]} slots "
+            f"but states[{k}] has {state.shape[0]} and {state.shape[1]}"
+        )
+    for d, (groups, size) in enumerate(zip(scales.shape[2:], state_shape)):
+        if (size % groups if groups else size) != 0:
+            raise ValueError(
+                f"{op}state_scales[{k}] has {groups} groups along state dim {d}, which does "
+                f"not divide its {size}"
+            )
+    cache_scales = kind.intermediate_scales
+    if cache_scales is not None:
+        if cache_scales.dtype != torch.float32:
+            raise ValueError(
+                f"{op}intermediate_scales[{k}] must be float32 (got {cache_scales.dtype})"
+            )
+        expected = [*intermediate.shape[:3], *scales.shape[2:]]
+        if list(cache_scales.shape) != expected:
+            raise ValueError(
+                f"{op}intermediate_scales[{k}] must be [layers, rows, steps, *groups] with the "
+                f"groups of state_scales[{k}]: {expected} (got {list(cache_scales.shape)})"
+            )
+    largest = dtype_max(state.dtype)
+    qmax = kind.qmax(state.dtype)
+    if not 0 < qmax <= largest:
+        raise ValueError(
+            f"{op}quant_max of states[{k}] must be positive and at most {state.dtype}'s "
+            f"largest value {largest:g} (got {qmax:g})"
+        )
+
+
 def check_update_shapes(call: UpdateCall) -> None:
     """Shapes, dtypes and devices; reads no data, so it is also the fake kernel."""
     op = UPDATE
@@ -137,6 +254,7 @@ def check_update_shapes(call: UpdateCall) -> None:
         raise ValueError(
             f"{op}states has {len(states)} tensors but intermediates has {len(intermediates)}"
         )
+    quantized = quantized_kinds(call)
     for k, (state, intermediate) in enumerate(zip(states, intermediates)):
         _check_pool_rank(op, state, k)
         if intermediate.dim() < 3:
@@ -161,13 +279,15 @@ def check_update_shapes(call: UpdateCall) -> None:
                 f"{intermediate.shape[2]} steps but intermediates[0] has "
                 f"{intermediates[0].shape[1]} rows and {intermediates[0].shape[2]} steps"
             )
-        if state.dtype != intermediate.dtype and not (
+        if k in quantized:
+            _check_quantized_kind(op, k, state, intermediate, quantized[k])
+        elif state.dtype != intermediate.dtype and not (
             state.dtype in CONVERTED_FLOATS and intermediate.dtype in CONVERTED_FLOATS
         ):
             raise ValueError(
                 f"{op}states[{k}] is {state.dtype} but intermediates[{k}] is "
                 f"{intermediate.dtype}: only float32, float16 and bfloat16 convert to one "
-                "another; other dtypes must match"
+                "another; other dtypes must match, unless the pool has scales (state_scales)"
             )
     num_entries = call.dst_slots.numel()
     _check_index_tensor(op, call.dst_slots, "dst_slots", num_entries)

@@ -14,10 +14,12 @@ caching, copies the state at a "track" step into a tracking slot. Both forms ser
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from . import checks
-from .ops import TensorOrList, as_list, update
+from .ops import TensorOrList, as_list, raw_scales, update
 
 
 def commit_verified_states(
@@ -30,6 +32,9 @@ def commit_verified_states(
     accepted_are_lengths: bool = False,
     track_indices: torch.Tensor | None = None,
     steps_to_track: torch.Tensor | None = None,
+    state_scales: Sequence[torch.Tensor | None] | None = None,
+    intermediate_scales: Sequence[torch.Tensor | None] | None = None,
+    quant_max: float | Sequence[float | None] | None = None,
     check: bool = False,
 ) -> None:
     """Commits each request's last accepted state, and the track copies, with no host sync.
@@ -44,6 +49,8 @@ def commit_verified_states(
             (pass ``state_indices`` for caches indexed by pool slot).
         track_indices, steps_to_track: ``[N]`` each, together or not at all: copy the state at
             step ``steps_to_track[n]`` (-1: none) into slot ``track_indices[n]``.
+        state_scales, intermediate_scales, quant_max: quantized pools, as ``update`` takes
+            them; the track copies are quantized the same way.
         check: validate the indices first (a host sync): ranges, and no slot written twice by
             the commit and the track copies together.
 
@@ -57,6 +64,9 @@ def commit_verified_states(
             f"{checks.UPDATE}pass track_indices and steps_to_track together, or neither"
         )
     step_offset = -1 if accepted_are_lengths else 0
+    scales = dict(
+        state_scales=state_scales, intermediate_scales=intermediate_scales, quant_max=quant_max
+    )
     if check:
         update(
             states,
@@ -68,16 +78,22 @@ def commit_verified_states(
             check=True,
             track_slots=track_indices,
             track_steps=steps_to_track,
+            **scales,
         )
         return
     # The hot path: straight to the operator (update's keyword handling costs a microsecond).
+    states, intermediates = as_list(states, "states"), as_list(intermediates, "intermediates")
+    raw = {}
+    if state_scales is not None or intermediate_scales is not None or quant_max is not None:
+        raw = raw_scales(states, intermediates, state_scales, intermediate_scales, quant_max)
     torch.ops.mamba_state.update(
-        as_list(states, "states"),
-        as_list(intermediates, "intermediates"),
+        states,
+        intermediates,
         state_indices,
         accepted,
         src_rows=src_rows,
         step_offset=step_offset,
         track_slots=track_indices,
         track_steps=steps_to_track,
+        **raw,
     )

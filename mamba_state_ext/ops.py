@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 
 from . import checks
 from .calls import CopySlotsCall, UpdateCall
+from .quantization import QUANTIZED_DTYPES, dtype_max
 
 TensorOrList = torch.Tensor | Sequence[torch.Tensor]
 
@@ -26,6 +28,78 @@ def as_list(tensors: TensorOrList, name: str, op: str = checks.UPDATE) -> list[t
     raise TypeError(f"{op}{name} must be a tensor or a list of tensors")
 
 
+def _optional_tensors(items, name: str, op: str = checks.UPDATE) -> list:
+    if not isinstance(items, (list, tuple)) or not all(
+        item is None or isinstance(item, torch.Tensor) for item in items
+    ):
+        raise TypeError(f"{op}{name} must be None or a list of tensors and None")
+    return list(items)
+
+
+def raw_scales(states, intermediates, state_scales, intermediate_scales, quant_max) -> dict:
+    """The wrapper's scale arguments (lists aligned with the kinds) as the operator takes them:
+    scaled_kinds, and state_scales, intermediate_scales and quant_max aligned with it."""
+    op = checks.UPDATE
+    state_scales = _optional_tensors(
+        [None] * len(states) if state_scales is None else state_scales, "state_scales"
+    )
+    if len(state_scales) != len(states):
+        raise ValueError(
+            f"{op}state_scales has {len(state_scales)} items but states has {len(states)}"
+        )
+    scaled = [k for k, scales in enumerate(state_scales) if scales is not None]
+    cache_scales = None
+    if intermediate_scales is not None:
+        given = _optional_tensors(intermediate_scales, "intermediate_scales")
+        if len(given) != len(intermediates):
+            raise ValueError(
+                f"{op}intermediate_scales has {len(given)} items but intermediates has "
+                f"{len(intermediates)}"
+            )
+        for k, scales in enumerate(given):
+            if scales is not None and state_scales[k] is None:
+                raise ValueError(
+                    f"{op}intermediate_scales[{k}] is given but state_scales[{k}] is None: a "
+                    "cache with scales goes into a pool with scales"
+                )
+        cache_scales = [given[k] for k in scaled]
+    qmax = None
+    if isinstance(quant_max, (int, float)) and not isinstance(quant_max, bool):
+        qmax = [float(quant_max)] * len(scaled)
+    elif quant_max is not None:
+        if not isinstance(quant_max, (list, tuple)) or not all(
+            value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+            for value in quant_max
+        ):
+            raise TypeError(f"{op}quant_max must be None, a number, or a list of numbers and None")
+        if len(quant_max) != len(states):
+            raise ValueError(
+                f"{op}quant_max has {len(quant_max)} items but states has {len(states)}"
+            )
+        for k, value in enumerate(quant_max):
+            if value is not None and state_scales[k] is None:
+                raise ValueError(
+                    f"{op}quant_max[{k}] is given but state_scales[{k}] is None: only a pool with "
+                    "scales takes a quant_max"
+                )
+        if any(value is not None for value in quant_max):
+            # A pool that cannot take scales gets no default: the checks name it first.
+            qmax = [
+                float(quant_max[k])
+                if quant_max[k] is not None
+                else dtype_max(states[k].dtype)
+                if states[k].dtype in QUANTIZED_DTYPES
+                else math.nan
+                for k in scaled
+            ]
+    return dict(
+        scaled_kinds=scaled,
+        state_scales=[state_scales[k] for k in scaled],
+        intermediate_scales=cache_scales,
+        quant_max=qmax,
+    )
+
+
 def update(
     states: TensorOrList,
     intermediates: TensorOrList,
@@ -38,6 +112,9 @@ def update(
     entry_status: torch.Tensor | None = None,
     track_slots: torch.Tensor | None = None,
     track_steps: torch.Tensor | None = None,
+    state_scales: Sequence[torch.Tensor | None] | None = None,
+    intermediate_scales: Sequence[torch.Tensor | None] | None = None,
+    quant_max: float | Sequence[float | None] | None = None,
 ) -> None:
     """Commits the accepted step of every entry into the state pools, in place.
 
@@ -63,6 +140,17 @@ def update(
             skipped entry and the bits of the bounds a bad entry broke (1 slot, 2 row, 4 step,
             8 track slot, 16 track step), so that a caller with ``check=False`` can learn of bad
             entries later, without a sync.
+        state_scales: quantized pools (docs/contract.md): None, or a list as long as
+            ``states`` whose item k is None (kind k is plain) or a float32 ``[L, C, *S_k]``: kind
+            k's pool is int8, float8_e4m3fn or float8_e5m2 with one scale per group of its state
+            (S_k's dims divide the leading dims of E_k). Written with the values.
+        intermediate_scales: None, or a list as long as ``intermediates`` whose item k is None
+            (kind k's cache is float32, float16 or bfloat16 and is quantized on commit, group by
+            group) or a float32 ``[L, R, T, *S_k]`` (the cache is quantized already, in the
+            pool's dtype, and is copied as it is, scales and all).
+        quant_max: the qmax of the quantized kinds: None (each pool dtype's largest value: 448
+            for float8_e4m3fn, 57344 for float8_e5m2, 127 for int8), one number for every
+            quantized kind, or a list aligned with ``states`` (None: that dtype's largest).
     """
     states = as_list(states, "states")
     intermediates = as_list(intermediates, "intermediates")
@@ -73,6 +161,10 @@ def update(
         track_slots=track_slots,
         track_steps=track_steps,
     )
+    if state_scales is not None or intermediate_scales is not None or quant_max is not None:
+        options.update(
+            raw_scales(states, intermediates, state_scales, intermediate_scales, quant_max)
+        )
     if check:
         call = UpdateCall(states, intermediates, dst_slots, steps, **options)
         checks.check_update_shapes(call)

@@ -22,6 +22,15 @@ fill_random = functools.partial(workload.fill_random, specials=True)
 conv_window_view = workload.conv_window_view
 
 
+def fill_finite(tensor: torch.Tensor, generator) -> torch.Tensor:
+    """fill_random without NaN or infinity (the finite special values kept), for the caches a
+    quantized pool is committed from: a group with a NaN or an infinity has no defined result."""
+    fill_random(tensor, generator)
+    if tensor.is_floating_point() and tensor.element_size() > 1:
+        torch.nan_to_num_(tensor, nan=0.0, posinf=1.0, neginf=-1.0)
+    return tensor
+
+
 @dataclasses.dataclass
 class Pool:
     """A destination view and the whole storage it lives in (to see every byte that changed)."""
@@ -35,20 +44,22 @@ class Pool:
         return Pool(parent, view)
 
 
-def make_pool(shape, dtype, layout: str, generator, device="cpu") -> Pool:
+def make_pool(shape, dtype, layout: str, generator, device="cpu", *, finite=False) -> Pool:
     """A [L, C, *E] pool: "contiguous", "sliced" (a slice of a larger storage, offset by one
-    element, so never 16-byte aligned) or "permuted" (the last two state dims swapped)."""
+    element, so never 16-byte aligned) or "permuted" (the last two state dims swapped).
+    finite: no NaN or infinity in it."""
     shape = list(shape)
+    fill = fill_finite if finite else fill_random
     if layout == "contiguous":
-        parent = fill_random(torch.empty(shape, dtype=dtype), generator)
+        parent = fill(torch.empty(shape, dtype=dtype), generator)
         view = parent
     elif layout == "sliced":
-        parent = fill_random(torch.empty([s + 2 for s in shape], dtype=dtype), generator)
+        parent = fill(torch.empty([s + 2 for s in shape], dtype=dtype), generator)
         view = parent[tuple(slice(1, 1 + s) for s in shape)]
     elif layout == "permuted":
         assert len(shape) >= 4, "needs two state dims"
         swapped = shape[:-2] + [shape[-1], shape[-2]]
-        parent = fill_random(torch.empty(swapped, dtype=dtype), generator)
+        parent = fill(torch.empty(swapped, dtype=dtype), generator)
         view = parent.transpose(-1, -2)
     else:
         raise ValueError(layout)
@@ -57,14 +68,17 @@ def make_pool(shape, dtype, layout: str, generator, device="cpu") -> Pool:
     return Pool(parent, view)
 
 
-def make_intermediate(shape, dtype, layout: str, generator, device="cpu") -> torch.Tensor:
+def make_intermediate(
+    shape, dtype, layout: str, generator, device="cpu", *, finite=False
+) -> torch.Tensor:
     """A [L, R, T, *E] cache in the layouts of make_pool, or "window": the de-duplicated conv
     cache, T overlapping windows (read-only) over one [L, R, D, T + W - 1] buffer, for
     E = [D, W]."""
     if layout != "window":
-        return make_pool(shape, dtype, layout, generator, device).view
+        return make_pool(shape, dtype, layout, generator, device, finite=finite).view
     layers, rows, steps, dim, width = shape
-    buffer = fill_random(torch.empty(layers, rows, dim, steps + width - 1, dtype=dtype), generator)
+    fill = fill_finite if finite else fill_random
+    buffer = fill(torch.empty(layers, rows, dim, steps + width - 1, dtype=dtype), generator)
     return conv_window_view(buffer.to(device), steps)
 
 

@@ -23,9 +23,11 @@ STRUCTURAL = (OP, FALLBACK, WRAPPER, FAKE)
 NEEDS_DATA = (OP, FALLBACK, WRAPPER)  # overlap and index ranges: real tensors on the CPU
 
 
+RAWS = (OP, FALLBACK, FAKE)  # the operator's own scale lists, which the wrapper builds
 RAISED_BY = {
     STRUCTURAL: "op, wrapper, fake kernel",
     NEEDS_DATA: "op, wrapper",
+    RAWS: "op, fake kernel",
     (WRAPPER,): "wrapper",
 }
 RANGE = "op on CPU, wrapper; on CUDA: entry_status"
@@ -43,13 +45,21 @@ class ErrorCase:
     surfaces: tuple[str, ...]
     raised_by: str = ""  # the README's words; by default from the surfaces
     op: str = UPDATE
+    quantized: bool = False  # an edit of the call with a quantized kind
 
     def where(self) -> str:
         return self.raised_by or RAISED_BY[self.surfaces]
 
+    def call(self) -> dict:
+        """The valid call, edited: the case's arguments of the operator."""
+        call = valid_call(self.op, quantized=self.quantized)
+        self.edit(call)
+        return call
 
-def valid_call(op: str = UPDATE) -> dict:
-    """An SSM-like and a conv-like pool, 3 entries, everything in range."""
+
+def valid_call(op: str = UPDATE, *, quantized: bool = False) -> dict:
+    """An SSM-like and a conv-like pool, 3 entries, everything in range; quantized: the SSM-like
+    pool int8 with a scale per two elements, quantized on commit from its float32 cache."""
     if op == COPY_SLOTS:
         return dict(
             states=[torch.zeros(3, 10, 4), torch.zeros(3, 10, 5, 3, dtype=torch.bfloat16)],
@@ -58,7 +68,7 @@ def valid_call(op: str = UPDATE) -> dict:
             mask=None,
             entry_status=None,
         )
-    return dict(
+    call = dict(
         states=[torch.zeros(3, 10, 4), torch.zeros(3, 10, 5, 3, dtype=torch.bfloat16)],
         intermediates=[torch.ones(3, 6, 4, 4), torch.ones(3, 6, 4, 5, 3, dtype=torch.bfloat16)],
         dst_slots=torch.tensor([1, 2, 3]),
@@ -67,6 +77,27 @@ def valid_call(op: str = UPDATE) -> dict:
         step_offset=0,
         entry_status=None,
     )
+    if quantized:
+        call["states"][0] = torch.zeros(3, 10, 4, dtype=torch.int8)
+        call.update(scaled_kinds=[0], state_scales=[torch.zeros(3, 10, 2)])
+    return call
+
+
+def wrapper_arguments(call: dict) -> dict:
+    """A call of the operator as the wrapper takes it: its scale lists aligned with the kinds."""
+    if "scaled_kinds" not in call:
+        return call
+    call = dict(call)
+    kinds = call.pop("scaled_kinds")
+
+    def aligned(items):
+        return [items[kinds.index(k)] if k in kinds else None for k in range(len(call["states"]))]
+
+    call["state_scales"] = aligned(call.pop("state_scales"))
+    for name in ("intermediate_scales", "quant_max"):
+        if call.get(name) is not None:
+            call[name] = aligned(call[name])
+    return call
 
 
 def _set(**changes):
@@ -382,6 +413,226 @@ CASES = [
         "states must be a tensor or a list of tensors",
         (WRAPPER,),
     ),
+]
+
+
+def _quantized_cache(scales):
+    """The quantized kind's cache made quantized too (int8), with these scales."""
+
+    def edit(call):
+        call["intermediates"][0] = torch.ones(3, 6, 4, 4, dtype=torch.int8)
+        call["intermediate_scales"] = [scales]
+
+    return edit
+
+
+def _wrapper_scales(**arguments):
+    """The call as the wrapper takes it, with these scale arguments."""
+
+    def edit(call):
+        del call["scaled_kinds"], call["state_scales"]
+        call.update(arguments)
+
+    return edit
+
+
+def _scales_share_the_cache(call):
+    call["state_scales"] = [call["intermediates"][0].view(-1)[:60].view(3, 10, 2)]
+
+
+# Quantized pools: edits of the call whose first kind is an int8 pool with scales.
+QUANTIZED_CASES = [
+    (
+        "scaled-kinds",
+        _set(scaled_kinds=[0, 0], state_scales=[torch.zeros(3, 10, 2)] * 2),
+        ValueError,
+        "scaled_kinds must be increasing kinds of states, in [0, 2) (got [0, 0])",
+        RAWS,
+    ),
+    (
+        "scaled-kinds-range",
+        _set(scaled_kinds=[2]),
+        ValueError,
+        "scaled_kinds must be increasing kinds of states, in [0, 2) (got [2])",
+        RAWS,
+    ),
+    (
+        "state-scales-count",
+        _set(state_scales=None),
+        ValueError,
+        "state_scales has 0 tensors but scaled_kinds has 1",
+        RAWS,
+    ),
+    (
+        "intermediate-scales-count",
+        _set(intermediate_scales=[None, None]),
+        ValueError,
+        "intermediate_scales has 2 items but scaled_kinds has 1",
+        RAWS,
+    ),
+    (
+        "quant-max-count",
+        _set(quant_max=[100.0, 120.0]),
+        ValueError,
+        "quant_max has 2 values but scaled_kinds has 1",
+        RAWS,
+    ),
+    (
+        "scales-on-a-float-pool",
+        _set_item("states", 0, torch.zeros(3, 10, 4)),
+        ValueError,
+        "states[0] is torch.float32: only an int8, float8_e4m3fn or float8_e5m2 pool takes "
+        "scales",
+        STRUCTURAL,
+    ),
+    (
+        "cache-cannot-be-quantized",
+        _set_item("intermediates", 0, torch.ones(3, 6, 4, 4, dtype=torch.int32)),
+        ValueError,
+        "intermediates[0] is torch.int32: a quantized pool is fed from float32, float16 or "
+        "bfloat16, or from a cache of its own dtype with intermediate_scales",
+        STRUCTURAL,
+    ),
+    (
+        "quantized-cache-dtype",
+        _set(intermediate_scales=[torch.ones(3, 6, 4, 2)]),
+        ValueError,
+        "intermediates[0] is torch.float32 but states[0] is torch.int8: a cache with scales is "
+        "copied as it is, in the pool's dtype",
+        STRUCTURAL,
+    ),
+    (
+        "scale-dtype",
+        _set(state_scales=[torch.zeros(3, 10, 2, dtype=torch.float16)]),
+        ValueError,
+        "state_scales[0] must be float32 (got torch.float16)",
+        STRUCTURAL,
+    ),
+    (
+        "scale-rank",
+        _set(state_scales=[torch.zeros(3, 10, 2, 2)]),
+        ValueError,
+        "state_scales[0] must be [layers, slots, *groups] with no more group dims than "
+        "states[0] has state dims (1) (got shape [3, 10, 2, 2])",
+        STRUCTURAL,
+    ),
+    (
+        "scale-slots",
+        _set(state_scales=[torch.zeros(3, 9, 2)]),
+        ValueError,
+        "state_scales[0] has 3 layers and 9 slots but states[0] has 3 and 10",
+        STRUCTURAL,
+    ),
+    (
+        "scale-does-not-divide",
+        _set(state_scales=[torch.zeros(3, 10, 3)]),
+        ValueError,
+        "state_scales[0] has 3 groups along state dim 0, which does not divide its 4",
+        STRUCTURAL,
+    ),
+    (
+        "cache-scale-dtype",
+        _quantized_cache(torch.ones(3, 6, 4, 2, dtype=torch.float64)),
+        ValueError,
+        "intermediate_scales[0] must be float32 (got torch.float64)",
+        STRUCTURAL,
+    ),
+    (
+        "cache-scale-shape",
+        _quantized_cache(torch.ones(3, 6, 4, 1)),
+        ValueError,
+        "intermediate_scales[0] must be [layers, rows, steps, *groups] with the groups of "
+        "state_scales[0]: [3, 6, 4, 2] (got [3, 6, 4, 1])",
+        STRUCTURAL,
+    ),
+    (
+        "quant-max-range",
+        _set(quant_max=[200.0]),
+        ValueError,
+        "quant_max of states[0] must be positive and at most torch.int8's largest value 127 "
+        "(got 200)",
+        STRUCTURAL,
+    ),
+    (
+        "quant-max-not-positive",
+        _set(quant_max=[0.0]),
+        ValueError,
+        "quant_max of states[0] must be positive and at most torch.int8's largest value 127 "
+        "(got 0)",
+        STRUCTURAL,
+    ),
+    (
+        "scales-device",
+        _set(state_scales=[torch.zeros(3, 10, 2, device="meta")]),
+        ValueError,
+        "state_scales[0] is on meta but states[0] is on cpu",
+        NEEDS_DATA,
+    ),
+    (
+        "scales-overlap-the-cache",
+        _scales_share_the_cache,
+        ValueError,
+        "state_scales[0] shares memory with intermediates[0]",
+        NEEDS_DATA,
+    ),
+    (
+        "wrapper-scales-count",
+        _wrapper_scales(state_scales=[torch.zeros(3, 10, 2)]),
+        ValueError,
+        "state_scales has 1 items but states has 2",
+        (WRAPPER,),
+    ),
+    (
+        "wrapper-cache-scales-count",
+        _wrapper_scales(state_scales=[torch.zeros(3, 10, 2), None], intermediate_scales=[None]),
+        ValueError,
+        "intermediate_scales has 1 items but intermediates has 2",
+        (WRAPPER,),
+    ),
+    (
+        "wrapper-quant-max-count",
+        _wrapper_scales(state_scales=[torch.zeros(3, 10, 2), None], quant_max=[100.0]),
+        ValueError,
+        "quant_max has 1 items but states has 2",
+        (WRAPPER,),
+    ),
+    (
+        "wrapper-cache-scales-without-pool-scales",
+        _wrapper_scales(
+            state_scales=[torch.zeros(3, 10, 2), None],
+            intermediate_scales=[None, torch.ones(3, 6, 4, 5)],
+        ),
+        ValueError,
+        "intermediate_scales[1] is given but state_scales[1] is None: a cache with scales goes "
+        "into a pool with scales",
+        (WRAPPER,),
+    ),
+    (
+        "wrapper-quant-max-without-scales",
+        _wrapper_scales(state_scales=[torch.zeros(3, 10, 2), None], quant_max=[None, 100.0]),
+        ValueError,
+        "quant_max[1] is given but state_scales[1] is None: only a pool with scales takes a "
+        "quant_max",
+        (WRAPPER,),
+    ),
+    (
+        "wrapper-scales-type",
+        _wrapper_scales(state_scales="scales"),
+        TypeError,
+        "state_scales must be None or a list of tensors and None",
+        (WRAPPER,),
+    ),
+    (
+        "wrapper-quant-max-type",
+        _wrapper_scales(state_scales=[torch.zeros(3, 10, 2), None], quant_max="big"),
+        TypeError,
+        "quant_max must be None, a number, or a list of numbers and None",
+        (WRAPPER,),
+    ),
+]
+CASES += [
+    ErrorCase(case_id, edit, exception, message, surfaces, *more, quantized=True)
+    for case_id, edit, exception, message, surfaces, *more in QUANTIZED_CASES
 ]
 
 COPY_SLOTS_CASES = [

@@ -14,7 +14,7 @@ import json
 import sys
 
 import torch
-from error_cases import CASES, OP, RANGE, valid_call
+from error_cases import CASES, OP, RANGE
 
 import mamba_state_ext  # noqa: F401 (registers the operators)
 
@@ -32,19 +32,16 @@ def to_device(call: dict, device: str) -> dict:
         moved = moved_bases[id(base)][1]
         return moved.as_strided(tensor.shape, tensor.stride(), tensor.storage_offset())
 
-    return {
-        name: [move(t) for t in value]
-        if isinstance(value, list)
-        else move(value)
-        if isinstance(value, torch.Tensor)
-        else value
-        for name, value in call.items()
-    }
+    def moved(value):
+        if isinstance(value, list):
+            return [moved(item) for item in value]
+        return move(value) if isinstance(value, torch.Tensor) else value
+
+    return {name: moved(value) for name, value in call.items()}
 
 
 def run(case, device: str) -> dict:
-    call = valid_call(case.op)
-    case.edit(call)
+    call = case.call()
     if device != "cpu":
         call = to_device(call, device)
         if case.where() == RANGE and call.get("entry_status") is None:

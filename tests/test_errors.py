@@ -11,7 +11,18 @@ import sys
 
 import pytest
 import torch
-from error_cases import CASES, COPY_SLOTS, FAKE, FALLBACK, OP, RANGE, UPDATE, WRAPPER, valid_call
+from error_cases import (
+    CASES,
+    COPY_SLOTS,
+    FAKE,
+    FALLBACK,
+    OP,
+    RANGE,
+    UPDATE,
+    WRAPPER,
+    valid_call,
+    wrapper_arguments,
+)
 from helpers import (
     COMPILED,
     COMPILED_CUDA,
@@ -35,18 +46,16 @@ def call_on(surface, call, op=UPDATE):
         if op == COPY_SLOTS:
             mamba_state_ext.copy_slots(**call)
         else:
-            mamba_state_ext.update(**call)
+            mamba_state_ext.update(**wrapper_arguments(call))
     elif surface == FAKE:
         with FakeTensorMode(allow_non_fake_inputs=False) as mode:
-            fake = {
-                name: [mode.from_tensor(t) for t in value]
-                if isinstance(value, list)
-                else mode.from_tensor(value)
-                if isinstance(value, torch.Tensor)
-                else value
-                for name, value in call.items()
-            }
-            getattr(torch.ops.mamba_state, op)(**fake)
+
+            def fake(value):
+                if isinstance(value, list):
+                    return [fake(item) for item in value]
+                return mode.from_tensor(value) if isinstance(value, torch.Tensor) else value
+
+            getattr(torch.ops.mamba_state, op)(**{name: fake(v) for name, v in call.items()})
 
 
 @pytest.mark.parametrize(
@@ -60,8 +69,7 @@ def call_on(surface, call, op=UPDATE):
 def test_error(case, surface):
     if surface == OP and mamba_state_ext.backend().name == "compiled":
         pytest.skip("the compiled op's cases run in child processes (a crash ends only the child)")
-    call = valid_call(case.op)
-    case.edit(call)
+    call = case.call()
     states = call["states"] if isinstance(call["states"], list) else []
     before = [state.clone() for state in states]
     with pytest.raises(case.exception) as raised:
@@ -75,10 +83,12 @@ def test_error(case, surface):
 
 
 @pytest.mark.parametrize("surface", [OP, FALLBACK, WRAPPER, FAKE])
-@pytest.mark.parametrize("op", [UPDATE, COPY_SLOTS])
-def test_valid_call_passes(surface, op):
-    """The call every case edits is itself valid, so each case fails for its own reason."""
-    call_on(surface, valid_call(op), op)
+@pytest.mark.parametrize(
+    "op,quantized", [(UPDATE, False), (UPDATE, True), (COPY_SLOTS, False)], ids=str
+)
+def test_valid_call_passes(surface, op, quantized):
+    """The calls the cases edit are themselves valid, so each case fails for its own reason."""
+    call_on(surface, valid_call(op, quantized=quantized), op)
 
 
 OP_CASES = [case for case in CASES if OP in case.surfaces]
@@ -143,8 +153,7 @@ def expected_status(case) -> tuple[int, int]:
 def test_range_case_status_through_the_cuda_grid_on_cpu(case):
     """What the CUDA kernel reports for each range case, by its grid run on the CPU: the bit
     that expected_status reads from the case's message, as the CUDA child test expects."""
-    call = valid_call(case.op)
-    case.edit(call)
+    call = case.call()
     if call.get("entry_status") is None:
         call["entry_status"] = torch.full((call["dst_slots"].numel(),), -1, dtype=torch.int32)
     run = run_cuda_grid_on_cpu if case.op == UPDATE else run_copy_slots_grid_on_cpu

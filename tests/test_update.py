@@ -382,6 +382,7 @@ def test_grid_launch_plan(dst_dtype, src_dtype, dst_layout, src_layout, path, un
                     {
                         "path": path,
                         "unit_elements": unit_elements,
+                        "group_units": 0,
                         "tiles_per_state": tiles,
                         "blocks": blocks,
                     }

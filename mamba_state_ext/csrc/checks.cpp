@@ -35,7 +35,7 @@ std::ostream& operator<<(std::ostream& out, const ArgumentName& name) {
   return out;
 }
 
-// Two kinds, each a pool and a cache, and six index tensors.
+// Two kinds, each a pool and a cache with their scales, and six index tensors.
 constexpr size_t kInlineArguments = 16;
 
 struct Argument {
@@ -54,6 +54,13 @@ class Arguments {
   }
   void add(const char* name, const std::optional<TensorMeta>& tensor, bool written) {
     if (tensor) arguments_.push_back({{name, -1}, &*tensor, written});
+  }
+  // A scale tensor, named by the kind it belongs to.
+  void add_scales(const char* name, const KindsScales& kinds, bool of_states) {
+    for (size_t k = 0; k < kinds.size(); ++k) {
+      const TensorMeta* tensor = of_states ? kinds[k].state_scales : kinds[k].intermediate_scales;
+      if (tensor) arguments_.push_back({{name, static_cast<int64_t>(k)}, tensor, of_states});
+    }
   }
   void add(const char* name, const TensorMeta& tensor, bool written) {
     arguments_.push_back({{name, -1}, &tensor, written});
@@ -92,6 +99,64 @@ class Arguments {
   InlineVector<Argument, kInlineArguments> arguments_;
 };
 
+// The list of kind indices, as Python prints it: [1, 1].
+struct Kinds {
+  const InlineVector<int64_t, 8>* kinds;
+};
+
+std::ostream& operator<<(std::ostream& out, const Kinds& kinds) {
+  return out << Shape{kinds.kinds->data(), static_cast<int64_t>(kinds.kinds->size())};
+}
+
+// A kind with scales: its pool's dtype, its cache's, both scale tensors' shapes and its qmax;
+// checks._check_quantized_kind.
+void check_quantized_kind(size_t k, const TensorMeta& state, const TensorMeta& intermediate,
+                          const KindScales& kind) {
+  const char* prefix = op_prefix(Op::kUpdate);
+  const std::optional<QuantizedFormat> format = quantized_format(state.dtype);
+  require(format.has_value(), prefix, "states[", k, "] is ", DtypeName{state.dtype},
+          ": only an int8, float8_e4m3fn or float8_e5m2 pool takes scales");
+  require(!kind.intermediate_scales || intermediate.dtype == state.dtype, prefix, "intermediates[",
+          k, "] is ", DtypeName{intermediate.dtype}, " but states[", k, "] is ",
+          DtypeName{state.dtype}, ": a cache with scales is copied as it is, in the pool's dtype");
+  require(kind.intermediate_scales || is_converted_float(intermediate.dtype), prefix,
+          "intermediates[", k, "] is ", DtypeName{intermediate.dtype},
+          ": a quantized pool is fed from float32, float16 or bfloat16, or from a cache of its "
+          "own dtype with intermediate_scales");
+  const TensorMeta& scales = *kind.state_scales;
+  const int64_t state_dims = state.dim - 2;
+  require(scales.dtype == Dtypes::get().float32, prefix, "state_scales[", k,
+          "] must be float32 (got ", DtypeName{scales.dtype}, ")");
+  require(scales.dim >= 2 && scales.dim - 2 <= state_dims, prefix, "state_scales[", k,
+          "] must be [layers, slots, *groups] with no more group dims than states[", k,
+          "] has state dims (", state_dims, ") (got shape ", scales.shape(), ")");
+  require(scales.size(0) == state.size(0) && scales.size(1) == state.size(1), prefix,
+          "state_scales[", k, "] has ", scales.size(0), " layers and ", scales.size(1),
+          " slots but states[", k, "] has ", state.size(0), " and ", state.size(1));
+  for (int64_t d = 0; d < scales.dim - 2; ++d) {
+    const int64_t groups = scales.size(d + 2);
+    const int64_t size = state.size(d + 2);
+    require((groups != 0 ? size % groups : size) == 0, prefix, "state_scales[", k, "] has ", groups,
+            " groups along state dim ", d, ", which does not divide its ", size);
+  }
+  if (kind.intermediate_scales) {
+    const TensorMeta& cache_scales = *kind.intermediate_scales;
+    require(cache_scales.dtype == Dtypes::get().float32, prefix, "intermediate_scales[", k,
+            "] must be float32 (got ", DtypeName{cache_scales.dtype}, ")");
+    InlineVector<int64_t, kMaxStateDims + 3> expected;
+    for (int64_t d = 0; d < 3; ++d) expected.push_back(intermediate.size(d));
+    for (int64_t d = 2; d < scales.dim; ++d) expected.push_back(scales.size(d));
+    const Shape wanted{expected.data(), static_cast<int64_t>(expected.size())};
+    require(same_sizes(cache_scales.shape(), wanted), prefix, "intermediate_scales[", k,
+            "] must be [layers, rows, steps, *groups] with the groups of state_scales[", k,
+            "]: ", wanted, " (got ", cache_scales.shape(), ")");
+  }
+  const double largest = largest_value(*format);
+  require(kind.quant_max > 0 && kind.quant_max <= largest, prefix, "quant_max of states[", k,
+          "] must be positive and at most ", DtypeName{state.dtype}, "'s largest value ", largest,
+          " (got ", kind.quant_max, ")");
+}
+
 void check_pool_rank(Op op, const TensorMeta& state, size_t k) {
   require(state.dim >= 2, op_prefix(op), "states[", k,
           "] must be [layers, slots, *state] (got shape ", state.shape(), ")");
@@ -125,6 +190,58 @@ void check_entry_status(Op op, const std::optional<TensorMeta>& entry_status, in
 
 }  // namespace
 
+std::optional<QuantizedFormat> quantized_format(int32_t dtype) {
+  const Dtypes& dtypes = Dtypes::get();
+  if (dtype == dtypes.int8) return QuantizedFormat::kInt8;
+  if (dtype == dtypes.float8_e4m3fn) return QuantizedFormat::kFloat8E4M3;
+  if (dtype == dtypes.float8_e5m2) return QuantizedFormat::kFloat8E5M2;
+  return std::nullopt;
+}
+
+std::optional<QuantizedSource> quantized_source(int32_t dtype) {
+  const Dtypes& dtypes = Dtypes::get();
+  if (dtype == dtypes.float32) return QuantizedSource::kFloat;
+  if (dtype == dtypes.float16) return QuantizedSource::kHalf;
+  if (dtype == dtypes.bfloat16) return QuantizedSource::kBFloat16;
+  return std::nullopt;
+}
+
+KindsScales kind_scales(const UpdateCall& call) {
+  const char* prefix = op_prefix(Op::kUpdate);
+  const auto& kinds = call.scaled_kinds;
+  bool increasing = true;
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    increasing = increasing && kinds[i] >= 0 &&
+                 kinds[i] < static_cast<int64_t>(call.states.size()) &&
+                 (i == 0 || kinds[i] > kinds[i - 1]);
+  }
+  require(increasing, prefix, "scaled_kinds must be increasing kinds of states, in [0, ",
+          call.states.size(), ") (got ", Kinds{&kinds}, ")");
+  require(call.state_scales.size() == kinds.size(), prefix, "state_scales has ",
+          call.state_scales.size(), " tensors but scaled_kinds has ", kinds.size());
+  require(!call.intermediate_scales || call.intermediate_scales->size() == kinds.size(), prefix,
+          "intermediate_scales has ",
+          call.intermediate_scales ? call.intermediate_scales->size() : 0,
+          " items but scaled_kinds has ", kinds.size());
+  require(!call.quant_max || call.quant_max->size() == kinds.size(), prefix, "quant_max has ",
+          call.quant_max ? call.quant_max->size() : 0, " values but scaled_kinds has ",
+          kinds.size());
+  KindsScales scales;
+  for (size_t k = 0; k < call.states.size(); ++k) scales.push_back({nullptr, nullptr, 0});
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    KindScales& kind = scales[static_cast<size_t>(kinds[i])];
+    kind.state_scales = &call.state_scales[i];
+    if (call.intermediate_scales && (*call.intermediate_scales)[i]) {
+      kind.intermediate_scales = &*(*call.intermediate_scales)[i];
+    }
+    const std::optional<QuantizedFormat> format = quantized_format(call.states[kinds[i]].dtype);
+    kind.quant_max = call.quant_max ? (*call.quant_max)[i]
+                     : format       ? largest_value(*format)
+                                    : std::nan("");  // the checks name the pool first
+  }
+  return scales;
+}
+
 void check_update(const UpdateCall& call) {
   constexpr Op op = Op::kUpdate;
   const char* prefix = op_prefix(op);
@@ -133,6 +250,7 @@ void check_update(const UpdateCall& call) {
   require(!states.empty(), prefix, "states is empty: pass at least one state pool");
   require(states.size() == intermediates.size(), prefix, "states has ", states.size(),
           " tensors but intermediates has ", intermediates.size());
+  const KindsScales scales = kind_scales(call);
   for (size_t k = 0; k < states.size(); ++k) {
     const TensorMeta& state = states[k];
     const TensorMeta& intermediate = intermediates[k];
@@ -150,12 +268,16 @@ void check_update(const UpdateCall& call) {
             prefix, "intermediates[", k, "] has ", intermediate.size(1), " rows and ",
             intermediate.size(2), " steps but intermediates[0] has ", intermediates[0].size(1),
             " rows and ", intermediates[0].size(2), " steps");
+    if (scales[k].state_scales) {
+      check_quantized_kind(k, state, intermediate, scales[k]);
+      continue;
+    }
     require(state.dtype == intermediate.dtype ||
                 (is_converted_float(state.dtype) && is_converted_float(intermediate.dtype)),
             prefix, "states[", k, "] is ", DtypeName{state.dtype}, " but intermediates[", k,
             "] is ", DtypeName{intermediate.dtype},
             ": only float32, float16 and bfloat16 convert to one another; other dtypes must "
-            "match");
+            "match, unless the pool has scales (state_scales)");
   }
   const int64_t num_entries = call.dst_slots.numel();
   check_index_tensor(op, call.dst_slots, "dst_slots", num_entries);
@@ -170,8 +292,10 @@ void check_update(const UpdateCall& call) {
   check_entry_status(op, call.entry_status, num_entries);
   Arguments arguments;
   arguments.add_list("states", states, true);
+  arguments.add_scales("state_scales", scales, true);
   arguments.add("entry_status", call.entry_status, true);
   arguments.add_list("intermediates", intermediates, false);
+  arguments.add_scales("intermediate_scales", scales, false);
   arguments.add("dst_slots", call.dst_slots, false);
   arguments.add("steps", call.steps, false);
   arguments.add("src_rows", call.src_rows, false);

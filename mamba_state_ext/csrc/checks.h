@@ -7,11 +7,30 @@
 #include <cstdint>
 #include <string>
 
+#include <optional>
+
 #include "call.h"
 #include "errors.h"
 #include "index_rules.h"
+#include "quantize.h"
 
 namespace mamba_state {
+
+// The scales of one kind of an update call, when it has them.
+struct KindScales {
+  const TensorMeta* state_scales;         // nullptr: a plain kind
+  const TensorMeta* intermediate_scales;  // nullptr: quantized on commit
+  double quant_max;                       // the qmax given, or the pool dtype's largest value
+};
+using KindsScales = InlineVector<KindScales, 8>;
+
+// Every kind's scales, once scaled_kinds and the lists aligned with it are checked
+// (checks.quantized_kinds).
+KindsScales kind_scales(const UpdateCall& call);
+
+// The quantized pool dtype or full-precision cache dtype, if it is one.
+std::optional<QuantizedFormat> quantized_format(int32_t dtype);
+std::optional<QuantizedSource> quantized_source(int32_t dtype);
 
 void check_update(const UpdateCall& call);
 void check_copy_slots(const CopySlotsCall& call);

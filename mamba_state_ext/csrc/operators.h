@@ -11,7 +11,9 @@ namespace mamba_state {
 constexpr const char* kUpdateSchema =
     "update(Tensor(a!)[] states, Tensor[] intermediates, Tensor dst_slots, Tensor steps, "
     "Tensor? src_rows=None, int step_offset=0, Tensor(b!)? entry_status=None, "
-    "Tensor? track_slots=None, Tensor? track_steps=None) -> ()";
+    "Tensor? track_slots=None, Tensor? track_steps=None, int[]? scaled_kinds=None, "
+    "Tensor(c!)[]? state_scales=None, Tensor?[]? intermediate_scales=None, "
+    "float[]? quant_max=None) -> ()";
 
 constexpr const char* kCopySlotsSchema =
     "copy_slots(Tensor(a!)[] states, Tensor src_slots, Tensor dst_slots, Tensor? mask=None, "

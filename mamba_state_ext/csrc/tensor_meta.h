@@ -14,6 +14,7 @@ namespace mamba_state {
 // A dtype as the stable ABI numbers it (aoti_torch_dtype_*), compared with these.
 struct Dtypes {
   int32_t float32, float16, bfloat16, float64, int64, int32, int16, int8, uint8, boolean;
+  int32_t float8_e4m3fn, float8_e5m2;
   static const Dtypes& get();
 };
 

@@ -4,6 +4,7 @@
 #include <torch/csrc/stable/ops.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
@@ -12,6 +13,7 @@
 #include "../inline_vector.h"
 #include "../operators.h"
 #include "../plan.h"
+#include "../quantize.h"
 
 namespace mamba_state {
 namespace {
@@ -117,17 +119,114 @@ void copy_state_elements(const StateCopy& copy, char* dst, const char* src, int6
   }
 }
 
+// Calls visit(dst, src) for each element of a state or group of this layout, in the layout's
+// order (strides in elements; element sizes in bytes).
+template <typename Visit>
+void for_each_element(const StateLayout& layout, char* dst, int64_t dst_size, const char* src,
+                      int64_t src_size, Visit&& visit) {
+  if (layout.numel == 0) return;
+  if (layout.ndim == 0) {
+    visit(dst, src);
+    return;
+  }
+  const int inner = layout.ndim - 1;
+  const int64_t dst_step = layout.dst_strides[inner] * dst_size;
+  const int64_t src_step = layout.src_strides[inner] * src_size;
+  int64_t index[kMaxStateDims] = {};
+  for (;;) {
+    for (int64_t i = 0; i < layout.sizes[inner]; ++i) visit(dst + i * dst_step, src + i * src_step);
+    int d = inner - 1;
+    for (; d >= 0; --d) {  // the next run: count up the outer dims
+      dst += layout.dst_strides[d] * dst_size;
+      src += layout.src_strides[d] * src_size;
+      if (++index[d] < layout.sizes[d]) break;
+      dst -= layout.sizes[d] * layout.dst_strides[d] * dst_size;
+      src -= layout.sizes[d] * layout.src_strides[d] * src_size;
+      index[d] = 0;
+    }
+    if (d < 0) return;
+  }
+}
+
+// One group: read whole for its amax, then quantized into the pool, its scale stored.
+template <typename Src, QuantizedFormat kFormat>
+void quantize_group(const StateLayout& layout, char* dst, const char* src, float* scale,
+                    float qmax) {
+  const bool contiguous = layout.ndim == 0 || (layout.ndim == 1 && layout.dst_strides[0] == 1 &&
+                                               layout.src_strides[0] == 1);
+  if (contiguous) {  // the common case, in loops the compiler vectorizes
+    const Src* values = reinterpret_cast<const Src*>(src);
+    uint8_t* quantized = reinterpret_cast<uint8_t*>(dst);
+    float amax = 0;
+    bool nan = false;
+    for (int64_t i = 0; i < layout.numel; ++i) {
+      const float magnitude = std::fabs(static_cast<float>(values[i]));
+      amax = magnitude > amax ? magnitude : amax;
+      nan |= magnitude != magnitude;
+    }
+    const float group_scale = (nan ? std::nanf("") : amax) / qmax;
+    *scale = group_scale;
+    for (int64_t i = 0; i < layout.numel; ++i) {
+      quantized[i] = quantize_value<kFormat>(static_cast<float>(values[i]), group_scale, qmax);
+    }
+    return;
+  }
+  float amax = 0;
+  for_each_element(layout, dst, 1, src, sizeof(Src), [&](char*, const char* value) {
+    amax = max_magnitude(amax, static_cast<float>(*reinterpret_cast<const Src*>(value)));
+  });
+  const float group_scale = amax / qmax;
+  *scale = group_scale;
+  for_each_element(layout, dst, 1, src, sizeof(Src), [&](char* quantized, const char* value) {
+    *reinterpret_cast<uint8_t*>(quantized) = quantize_value<kFormat>(
+        static_cast<float>(*reinterpret_cast<const Src*>(value)), group_scale, qmax);
+  });
+}
+
 // The copies of a call: held inline up to 256 entries with track copies.
 using ResolvedCopies = InlineVector<ResolvedCopy, 512>;
 
+// Groups [begin, end) of a kind quantized on commit, numbered copy by copy, layer by layer.
+void quantize_groups(const StateCopy& copy, const QuantizedCopy& quantized,
+                     const ResolvedCopies& copies, int64_t begin, int64_t end) {
+  const int64_t count = quantized.groups.count;
+  int64_t copy_layer;
+  int64_t group;
+  divide(begin, count, &copy_layer, &group);
+  int64_t which;
+  int64_t layer;
+  divide(copy_layer, copy.num_layers, &which, &layer);
+  visit_quantization(quantized.source, quantized.format, [&](auto types) {
+    using Types = decltype(types);
+    for (int64_t position = begin; position < end; ++position) {
+      const ResolvedCopy& target = copies[which];
+      int64_t dst_offset;
+      int64_t src_offset;
+      int64_t scale_offset;
+      quantized.group_offsets(group, &dst_offset, &src_offset, &scale_offset);
+      quantize_group<typename Types::Source, Types::format>(
+          copy.layout, copy.dst_state(layer, target.slot) + dst_offset * copy.dst_elem_size,
+          copy.src_state(layer, target) + src_offset * copy.src_elem_size,
+          quantized.slot_scales(layer, target.slot) + scale_offset, quantized.qmax);
+      if (++group == count) {
+        group = 0;
+        if (++layer == copy.num_layers) {
+          layer = 0;
+          ++which;
+        }
+      }
+    }
+  });
+}
+
 // One state kind's share of the piece space. A kind's work is its copies x layers states laid end
-// to end (copy-major, then layer, then element); each piece is a range of piece_elements of it,
-// about kPieceBytes whatever the state's size, so that an even split of pieces is an even split
-// of bytes.
+// to end (copy-major, then layer, then element, or group for a kind quantized on commit); each
+// piece is a range of piece_units of it, about kPieceBytes whatever the state's size, so that an
+// even split of pieces is an even split of bytes.
 struct StatePieces {
   int64_t first_piece;
-  int64_t piece_elements;
-  int64_t total_elements;
+  int64_t piece_units;
+  int64_t total_units;
 };
 
 void apply_copies(const CopyPlan& plan, const ResolvedCopies& copies) {
@@ -135,19 +234,28 @@ void apply_copies(const CopyPlan& plan, const ResolvedCopies& copies) {
   InlineVector<StatePieces, 8> pieces;
   int64_t num_pieces = 0;
   for (const StateCopy& copy : plan.states) {
-    const int64_t elem_bytes = std::max(copy.dst_elem_size, copy.src_elem_size);
-    const int64_t piece_elements = std::max<int64_t>(1, kPieceBytes / elem_bytes);
-    const int64_t total_elements = num_copies * copy.num_layers * copy.layout.numel;
-    pieces.push_back({num_pieces, piece_elements, total_elements});
-    num_pieces += (total_elements + piece_elements - 1) / piece_elements;
+    int64_t unit_bytes = std::max(copy.dst_elem_size, copy.src_elem_size);
+    int64_t units_per_state = copy.layout.numel;
+    if (copy.quantized >= 0) {  // a unit is a group
+      unit_bytes = std::max<int64_t>(1, copy.layout.numel * copy.src_elem_size);
+      units_per_state = plan.quantized[copy.quantized].groups.count;
+    }
+    const int64_t piece_units = std::max<int64_t>(1, kPieceBytes / unit_bytes);
+    const int64_t total_units = num_copies * copy.num_layers * units_per_state;
+    pieces.push_back({num_pieces, piece_units, total_units});
+    num_pieces += (total_units + piece_units - 1) / piece_units;
   }
   torch::stable::parallel_for(0, num_pieces, 1, [&](int64_t first, int64_t last) {
     for (int64_t piece = first; piece < last; ++piece) {
       size_t k = pieces.size() - 1;
       while (piece < pieces[k].first_piece) --k;
       const StateCopy& copy = plan.states[k];
-      const int64_t begin = (piece - pieces[k].first_piece) * pieces[k].piece_elements;
-      const int64_t end = std::min(begin + pieces[k].piece_elements, pieces[k].total_elements);
+      const int64_t begin = (piece - pieces[k].first_piece) * pieces[k].piece_units;
+      const int64_t end = std::min(begin + pieces[k].piece_units, pieces[k].total_units);
+      if (copy.quantized >= 0) {
+        quantize_groups(copy, plan.quantized[copy.quantized], copies, begin, end);
+        continue;
+      }
       // Walk (copy, layer) pairs from the piece's first element on, dividing once.
       const int64_t numel = copy.layout.numel;
       int64_t copy_layer;

@@ -116,10 +116,90 @@ __device__ void copy_kind_bulk(const TiledStateCopy& state, const ResolvedCopy* 
 constexpr size_t kDynamicSharedBytes = 0;
 #endif
 
+// The max magnitude over aligned groups of `lanes` lanes of a warp (a power of two up to 32), in
+// every lane of the group.
+__device__ __forceinline__ float combine_lanes(float value, int lanes) {
+  for (int offset = lanes / 2; offset > 0; offset /= 2) {
+    value = max_magnitude(value, __shfl_xor_sync(0xffffffffu, value, offset));
+  }
+  return value;
+}
+
+// kQuantize: each of a thread's units gets its group's amax in place of its own max magnitude. A
+// group narrower than a warp is combined over its lanes; a wider one over its warps' (unit,
+// warp) pairs, which the first warp combines through shared memory (kQuantizeTilesFit: one lane
+// per pair).
+__device__ __forceinline__ void combine_group_maxima(float* maxima, int group_units, int thread) {
+  __shared__ float pair_maxima[kUnitsPerThread * kWarpsPerBlock];
+  __shared__ float tile_group_maxima[kUnitsPerTile / (2 * kWarpSize)];  // groups wider than a warp
+  const int lane = thread % kWarpSize;
+  const int warp = thread / kWarpSize;
+  MAMBA_STATE_UNROLL
+  for (int j = 0; j < kUnitsPerThread; ++j) {
+    maxima[j] = combine_lanes(maxima[j], group_units < kWarpSize ? group_units : kWarpSize);
+  }
+  if (group_units <= kWarpSize) return;
+  if (lane == 0) {
+    MAMBA_STATE_UNROLL
+    for (int j = 0; j < kUnitsPerThread; ++j) pair_maxima[j * kWarpsPerBlock + warp] = maxima[j];
+  }
+  __syncthreads();
+  const int pairs_per_group = group_units / kWarpSize;
+  if (warp == 0) {
+    const float group = combine_lanes(pair_maxima[lane], pairs_per_group);
+    if (lane % pairs_per_group == 0) tile_group_maxima[lane / pairs_per_group] = group;
+  }
+  __syncthreads();
+  MAMBA_STATE_UNROLL
+  for (int j = 0; j < kUnitsPerThread; ++j) {
+    maxima[j] = tile_group_maxima[(j * kThreadsPerBlock + thread) / group_units];
+  }
+}
+
+template <typename Src, QuantizedFormat kFormat>
+__device__ __forceinline__ void quantize_kind_tiles(const TiledStateCopy& state,
+                                                    const QuantizedCopy& quantized,
+                                                    const ResolvedCopy* copies, int64_t num_copies,
+                                                    int64_t block, int64_t num_blocks, int thread) {
+  if constexpr (kQuantizeTilesFit) {
+    MAMBA_STATE_NO_UNROLL
+    for (int64_t t = block; t < num_tiles(state, num_copies); t += num_blocks) {
+      const TilePlace place = place_of_tile(state, copies, t);
+      SourceUnit<Src> units[kUnitsPerThread];
+      float maxima[kUnitsPerThread];
+      load_quantize_units<Src>(state, state.copy.src_state(place.layer, place.target), place.tile,
+                               thread, units, maxima);
+      combine_group_maxima(maxima, state.group_units, thread);
+      store_quantize_units<Src, kFormat>(
+          state, quantized, state.copy.dst_state(place.layer, place.target.slot),
+          quantized.slot_scales(place.layer, place.target.slot), place.tile, thread, units, maxima);
+    }
+  }
+}
+
+template <typename Src, QuantizedFormat kFormat>
+__device__ __forceinline__ void quantize_kind_groups(const TiledStateCopy& state,
+                                                     const QuantizedCopy& quantized,
+                                                     const ResolvedCopy* copies, int64_t num_copies,
+                                                     int64_t block, int64_t num_blocks,
+                                                     int thread) {
+  const int lane = thread % kWarpSize;
+  const int warp = thread / kWarpSize;
+  MAMBA_STATE_NO_UNROLL
+  for (int64_t t = block; t < num_tiles(state, num_copies); t += num_blocks) {
+    GroupPlace group;
+    if (!place_of_group(state, quantized, copies, t, warp, &group)) continue;
+    const float amax =
+        combine_lanes(lane_group_amax<Src>(state.copy.layout, group.src, lane), kWarpSize);
+    const float scale = amax / quantized.qmax;
+    lane_group_store<Src, kFormat>(state.copy.layout, group.dst, group.src, lane, scale,
+                                   quantized.qmax);
+    if (lane == 0) *group.scale = scale;
+  }
+}
+
 namespace {
 
-constexpr int kWarpSize = 32;
-constexpr int kWarpsPerBlock = kThreadsPerBlock / kWarpSize;
 constexpr int kMaxDevices = 64;
 
 // The exclusive prefix sum of `value` over the block's threads, in thread order; *total gets the

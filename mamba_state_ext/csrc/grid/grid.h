@@ -47,7 +47,15 @@ constexpr int kMinBlocksPerMultiprocessor = MAMBA_STATE_MIN_BLOCKS_PER_SM;
 constexpr int kUnitsPerThread = MAMBA_STATE_UNITS_PER_THREAD;
 constexpr int64_t kUnitsPerTile = kThreadsPerBlock * kUnitsPerThread;
 constexpr int kVectorBytes = 16;
+constexpr int kWarpSize = 32;
+constexpr int kWarpsPerBlock = kThreadsPerBlock / kWarpSize;
 constexpr int kMaxStatesPerLaunch = 8;
+// Kinds quantized on commit a launch takes (KernelParams must fit CUDA's 4 KiB of arguments).
+constexpr int kMaxQuantizedPerLaunch = 2;
+// kQuantize combines the units of a tile through one warp: one value per (unit, warp) pair.
+constexpr bool kQuantizeTilesFit = kUnitsPerThread * kWarpsPerBlock == kWarpSize;
+// kQuantizeGroups: a tile is a group per warp.
+constexpr int64_t kGroupsPerTile = kWarpsPerBlock;
 constexpr int kTasksPerThread = 2;
 // Tasks one launch resolves: N entries with track copies, or 2N without, up to N = 256 (a larger
 // call takes one launch per kMaxTasks tasks).
@@ -59,14 +67,19 @@ enum class TilePath : int32_t {
   kRows,     // a contiguous destination read from rows of a 2-D source (a conv window):
              // 16-byte stores, element loads
   kStrided,  // anything else: one element at a time, offsets decomposed per element
+  // Quantized on commit (a QuantizedCopy beside the kind):
+  kQuantize,        // groups one after another in a contiguous state, a power-of-two number of
+                    // 16-byte source units each that divides a tile: a tile held in registers
+  kQuantizeGroups,  // anything else: a warp per group, read twice, one element at a time
 };
 
 struct TiledStateCopy {
   StateCopy copy;
   TilePath path;
-  int32_t unit_elements;  // elements per unit
-  int64_t units_per_state;
-  int64_t tiles_per_state;  // tiles of one (task, layer)
+  int32_t unit_elements;    // elements per unit
+  int64_t units_per_state;  // kQuantizeGroups: groups per state
+  int64_t tiles_per_state;  // tiles of one (copy, layer)
+  int32_t group_units;      // kQuantize: units per group
 };
 
 // The whole launch, filled once on the host and passed by value (no copy to the device).
@@ -78,7 +91,8 @@ struct KernelParams {
   int64_t entry_status_stride;
   int32_t num_states;
   TiledStateCopy states[kMaxStatesPerLaunch];
-  int32_t first_block[kMaxStatesPerLaunch + 1];  // kind k's blocks: [first_block[k], [k + 1])
+  int32_t first_block[kMaxStatesPerLaunch + 1];     // kind k's blocks: [first_block[k], [k + 1])
+  QuantizedCopy quantized[kMaxQuantizedPerLaunch];  // a state's copy.quantized indexes this
 };
 static_assert(sizeof(KernelParams) <= 4096, "CUDA kernel arguments are limited to 4 KiB");
 
@@ -243,28 +257,185 @@ MAMBA_STATE_HOST_DEVICE int kind_of_block(const KernelParams& params, int64_t bl
   return k;
 }
 
-// A thread's part of applying kind k's tiles of the launch's num_copies copies: tiles numbered
-// copy by copy, layer by layer, of which this block (the kind's block-th) takes every
-// num_blocks-th.
+// Where tile t of a kind's tiles lies: tiles numbered copy by copy, layer by layer.
+struct TilePlace {
+  ResolvedCopy target;
+  int64_t layer;
+  int64_t tile;  // within the (copy, layer)'s state
+};
+
+MAMBA_STATE_HOST_DEVICE TilePlace place_of_tile(const TiledStateCopy& state,
+                                                const ResolvedCopy* copies, int64_t t) {
+  TilePlace place;
+  int64_t copy_layer;
+  divide(t, state.tiles_per_state, &copy_layer, &place.tile);
+  int64_t which;
+  divide(copy_layer, state.copy.num_layers, &which, &place.layer);
+  place.target = copies[which];
+  return place;
+}
+
+MAMBA_STATE_HOST_DEVICE int64_t num_tiles(const TiledStateCopy& state, int64_t num_copies) {
+  return num_copies * state.copy.num_layers * state.tiles_per_state;
+}
+
+// A thread's part of applying kind k's tiles of the launch's num_copies copies, of which this
+// block (the kind's block-th) takes every num_blocks-th.
 template <typename CopyTile>
 MAMBA_STATE_HOST_DEVICE void copy_kind_tiles(const TiledStateCopy& state, CopyTile copy_tile,
                                              const ResolvedCopy* copies, int64_t num_copies,
                                              int64_t block, int64_t num_blocks, int thread) {
-  const int64_t num_tiles = num_copies * state.copy.num_layers * state.tiles_per_state;
   // One tile at a time: each already has kUnitsPerThread loads in flight per thread.
   MAMBA_STATE_NO_UNROLL
-  for (int64_t t = block; t < num_tiles; t += num_blocks) {
-    int64_t copy_layer;
-    int64_t tile;
-    divide(t, state.tiles_per_state, &copy_layer, &tile);
-    int64_t which;
-    int64_t layer;
-    divide(copy_layer, state.copy.num_layers, &which, &layer);
-    const ResolvedCopy target = copies[which];
-    copy_tile(state, state.copy.dst_state(layer, target.slot), state.copy.src_state(layer, target),
-              tile, thread);
+  for (int64_t t = block; t < num_tiles(state, num_copies); t += num_blocks) {
+    const TilePlace place = place_of_tile(state, copies, t);
+    copy_tile(state, state.copy.dst_state(place.layer, place.target.slot),
+              state.copy.src_state(place.layer, place.target), place.tile, thread);
   }
 }
+
+// Kinds quantized on commit. A group is read whole before any of it is written: in kQuantize a
+// tile's units stay in registers while each unit's max magnitude is combined over its group's
+// threads (shuffles within a warp, then one warp over the (unit, warp) pairs, through shared
+// memory, for a group wider than a warp); in kQuantizeGroups a warp reads its group twice, for
+// the amax and then the values. The steps each thread takes are written here once; the CUDA
+// kernel combines the maxima with shuffles (cuda/copy_cuda.cu), the tests' CPU run of the grid
+// by the same pattern over arrays (tests/grid/grid_on_cpu.cpp).
+
+// 16 bytes of a source, as values.
+template <typename Src>
+struct alignas(kVectorBytes) SourceUnit {
+  static constexpr int kElements = kVectorBytes / sizeof(Src);
+  Src values[kElements];
+};
+
+// kQuantize, first: a thread's units of the tile, loaded all before any is read, and each one's
+// max magnitude (0 past the state's end: those units belong to no group of it).
+template <typename Src>
+MAMBA_STATE_HOST_DEVICE void load_quantize_units(const TiledStateCopy& state, const char* src,
+                                                 int64_t tile, int thread, SourceUnit<Src>* units,
+                                                 float* maxima) {
+  const int64_t first_unit = tile * kUnitsPerTile + thread;
+  MAMBA_STATE_UNROLL
+  for (int j = 0; j < kUnitsPerThread; ++j) {
+    const int64_t unit = first_unit + j * kThreadsPerBlock;
+    if (unit < state.units_per_state) {
+      units[j] = *reinterpret_cast<const SourceUnit<Src>*>(src + unit * kVectorBytes);
+    }
+  }
+  MAMBA_STATE_UNROLL
+  for (int j = 0; j < kUnitsPerThread; ++j) {
+    maxima[j] = 0;
+    if (first_unit + j * kThreadsPerBlock < state.units_per_state) {
+      MAMBA_STATE_UNROLL
+      for (int i = 0; i < SourceUnit<Src>::kElements; ++i) {
+        maxima[j] = max_magnitude(maxima[j], static_cast<float>(units[j].values[i]));
+      }
+    }
+  }
+}
+
+// kQuantize, last: each unit quantized with its group's amax (group_maxima[j] for units[j]) and
+// stored; the thread holding a group's first unit stores its scale.
+template <typename Src, QuantizedFormat kFormat>
+MAMBA_STATE_HOST_DEVICE void store_quantize_units(const TiledStateCopy& state,
+                                                  const QuantizedCopy& quantized, char* dst,
+                                                  float* slot_scales, int64_t tile, int thread,
+                                                  const SourceUnit<Src>* units,
+                                                  const float* group_maxima) {
+  constexpr int kElements = SourceUnit<Src>::kElements;
+  using Packed = ElementBytes<kElements>;  // the unit's quantized bytes, in one store
+  const int64_t first_unit = tile * kUnitsPerTile + thread;
+  MAMBA_STATE_UNROLL
+  for (int j = 0; j < kUnitsPerThread; ++j) {
+    const int64_t unit = first_unit + j * kThreadsPerBlock;
+    if (unit >= state.units_per_state) continue;
+    const float scale = group_maxima[j] / quantized.qmax;
+    Packed packed = 0;
+    MAMBA_STATE_UNROLL
+    for (int i = 0; i < kElements; ++i) {
+      const Packed bits =
+          quantize_value<kFormat>(static_cast<float>(units[j].values[i]), scale, quantized.qmax);
+      packed |= bits << (8 * i);
+    }
+    *reinterpret_cast<Packed*>(dst + unit * kElements) = packed;
+    if (unit % state.group_units == 0) {
+      int64_t dst_offset;
+      int64_t src_offset;
+      int64_t scale_offset;
+      quantized.group_offsets(unit / state.group_units, &dst_offset, &src_offset, &scale_offset);
+      slot_scales[scale_offset] = scale;
+    }
+  }
+}
+
+// kQuantizeGroups: a lane's part of its warp's group (elements lane, lane + 32, ...): its max
+// magnitude, then its quantized values.
+template <typename Src>
+MAMBA_STATE_HOST_DEVICE float lane_group_amax(const StateLayout& layout, const char* src,
+                                              int lane) {
+  float amax = 0;
+  for (int64_t element = lane; element < layout.numel; element += kWarpSize) {
+    int64_t dst_offset;
+    int64_t src_offset;
+    state_offsets(layout, element, &dst_offset, &src_offset);
+    amax = max_magnitude(
+        amax, static_cast<float>(*reinterpret_cast<const Src*>(src + src_offset * sizeof(Src))));
+  }
+  return amax;
+}
+
+template <typename Src, QuantizedFormat kFormat>
+MAMBA_STATE_HOST_DEVICE void lane_group_store(const StateLayout& layout, char* dst, const char* src,
+                                              int lane, float scale, float qmax) {
+  for (int64_t element = lane; element < layout.numel; element += kWarpSize) {
+    int64_t dst_offset;
+    int64_t src_offset;
+    state_offsets(layout, element, &dst_offset, &src_offset);
+    const float value =
+        static_cast<float>(*reinterpret_cast<const Src*>(src + src_offset * sizeof(Src)));
+    *reinterpret_cast<uint8_t*>(dst + dst_offset) = quantize_value<kFormat>(value, scale, qmax);
+  }
+}
+
+// kQuantizeGroups: where warp `warp`'s group of tile t lies, if the tile has that group.
+struct GroupPlace {
+  char* dst;
+  const char* src;
+  float* scale;
+};
+
+MAMBA_STATE_HOST_DEVICE bool place_of_group(const TiledStateCopy& state,
+                                            const QuantizedCopy& quantized,
+                                            const ResolvedCopy* copies, int64_t t, int warp,
+                                            GroupPlace* place) {
+  const TilePlace tile = place_of_tile(state, copies, t);
+  const int64_t group = tile.tile * kGroupsPerTile + warp;
+  if (group >= quantized.groups.count) return false;
+  int64_t dst_offset;
+  int64_t src_offset;
+  int64_t scale_offset;
+  quantized.group_offsets(group, &dst_offset, &src_offset, &scale_offset);
+  place->dst = state.copy.dst_state(tile.layer, tile.target.slot) + dst_offset;
+  place->src =
+      state.copy.src_state(tile.layer, tile.target) + src_offset * state.copy.src_elem_size;
+  place->scale = quantized.slot_scales(tile.layer, tile.target.slot) + scale_offset;
+  return true;
+}
+
+#if defined(__CUDACC__)
+// The CUDA kernel's quantize paths (cuda/copy_cuda.cu).
+template <typename Src, QuantizedFormat kFormat>
+__device__ __forceinline__ void quantize_kind_tiles(const TiledStateCopy& state,
+                                                    const QuantizedCopy& quantized,
+                                                    const ResolvedCopy* copies, int64_t num_copies,
+                                                    int64_t block, int64_t num_blocks, int thread);
+template <typename Src, QuantizedFormat kFormat>
+__device__ __forceinline__ void quantize_kind_groups(const TiledStateCopy& state,
+                                                     const QuantizedCopy& quantized,
+                                                     const ResolvedCopy* copies, int64_t num_copies,
+                                                     int64_t block, int64_t num_blocks, int thread);
+#endif
 
 // One copy path as a type of its own, so that each instantiation of copy_kind_tiles is separate
 // (a function pointer would make them one, with an indirect call).
@@ -292,6 +463,25 @@ MAMBA_STATE_HOST_DEVICE void copy_block_tiles(const KernelParams& params,
   const TiledStateCopy& state = params.states[k];
   const int64_t kind_block = block - params.first_block[k];
   const int64_t kind_blocks = params.first_block[k + 1] - params.first_block[k];
+  if (state.path == TilePath::kQuantize || state.path == TilePath::kQuantizeGroups) {
+    // The threads of a block quantize together; the tests' CPU run of the grid runs those steps
+    // a block at a time (tests/grid/grid_on_cpu.cpp).
+#if defined(__CUDA_ARCH__)
+    const QuantizedCopy& quantized = params.quantized[state.copy.quantized];
+    visit_quantization(quantized.source, quantized.format, [&](auto types) {
+      using Types = decltype(types);
+      using Src = typename Types::Source;
+      if (state.path == TilePath::kQuantize) {
+        quantize_kind_tiles<Src, Types::format>(state, quantized, copies, num_copies, kind_block,
+                                                kind_blocks, thread);
+      } else {
+        quantize_kind_groups<Src, Types::format>(state, quantized, copies, num_copies, kind_block,
+                                                 kind_blocks, thread);
+      }
+    });
+#endif
+    return;
+  }
   auto copy_with = [&](auto copy_tile) {
     copy_kind_tiles(state, copy_tile, copies, num_copies, kind_block, kind_blocks, thread);
   };

@@ -23,6 +23,42 @@ bool bases_aligned(const StateCopy& copy, int64_t dst_unit, int64_t src_unit) {
          (src_unit == 1 || is_multiple(reinterpret_cast<uintptr_t>(copy.src), kVectorBytes));
 }
 
+bool is_power_of_two(int64_t value) {
+  return value > 0 && (value & (value - 1)) == 0;
+}
+
+// A kind quantized on commit: kQuantize where its groups lie one after another in a contiguous
+// state, aligned, each a power-of-two number of 16-byte source units that divides a tile; else
+// kQuantizeGroups.
+TiledStateCopy tile_quantized_state(const StateCopy& copy, const QuantizedCopy& quantized) {
+  TiledStateCopy tiled{};
+  tiled.copy = copy;
+  const StateLayout& group = copy.layout;
+  const GroupLayout& groups = quantized.groups;
+  const int64_t vector = kVectorBytes / copy.src_elem_size;
+  const bool contiguous_group =
+      group.ndim == 1 && group.dst_strides[0] == 1 && group.src_strides[0] == 1;
+  const bool groups_in_a_row =
+      groups.ndim == 0 || (groups.ndim == 1 && groups.dst_strides[0] == group.numel &&
+                           groups.src_strides[0] == group.numel);
+  const int64_t group_units = group.numel / vector;
+  if (kQuantizeTilesFit && contiguous_group && groups_in_a_row &&
+      is_multiple(group.numel, vector) && is_power_of_two(group_units) &&
+      is_multiple(kUnitsPerTile, group_units) && bases_aligned(copy, vector, vector)) {
+    tiled.path = TilePath::kQuantize;
+    tiled.unit_elements = static_cast<int32_t>(vector);
+    tiled.group_units = static_cast<int32_t>(group_units);
+    tiled.units_per_state = group_units * groups.count;
+    tiled.tiles_per_state = (tiled.units_per_state + kUnitsPerTile - 1) / kUnitsPerTile;
+  } else {
+    tiled.path = TilePath::kQuantizeGroups;
+    tiled.unit_elements = 1;
+    tiled.units_per_state = groups.count;
+    tiled.tiles_per_state = (groups.count + kGroupsPerTile - 1) / kGroupsPerTile;
+  }
+  return tiled;
+}
+
 TiledStateCopy tile_state(const StateCopy& copy) {
   TiledStateCopy tiled{};
   tiled.copy = copy;
@@ -56,12 +92,17 @@ TiledStateCopy tile_state(const StateCopy& copy) {
 // trip (its loads, then its stores), so a block takes about as long per tile whatever the tile's
 // bytes; a conv-window tile (kRows: element loads) takes longer, by a weight read off measured
 // per-tile times (bench/results/README.md says which run); a kStrided thread copies its elements
-// one after another, a round trip each.
+// one after another, a round trip each. A kQuantize tile is one round trip too (its scale's
+// combining is not yet measured); in kQuantizeGroups a lane reads its group's elements one after
+// another, twice.
 double tile_weight(const TiledStateCopy& tiled) {
   switch (tiled.path) {
     case TilePath::kOneDim: return 1.0;
     case TilePath::kRows: return MAMBA_STATE_WINDOW_TILE_WEIGHT;
     case TilePath::kStrided: return kUnitsPerThread;
+    case TilePath::kQuantize: return 1.0;
+    case TilePath::kQuantizeGroups:
+      return 2.0 * static_cast<double>((tiled.copy.layout.numel + kWarpSize - 1) / kWarpSize);
   }
   return 1.0;
 }
@@ -71,8 +112,18 @@ double tile_weight(const TiledStateCopy& tiled) {
 Launches make_launches(const CopyPlan& plan, int64_t max_blocks) {
   const int64_t num_tasks = plan.indices.num_tasks();
   Launches launches;
-  for (size_t first_state = 0; first_state == 0 || first_state < plan.states.size();
-       first_state += kMaxStatesPerLaunch) {
+  size_t first_state = 0;
+  do {  // (once for a plan with no kind: its launch writes the entries' status)
+    // This group of kinds: up to kMaxStatesPerLaunch, up to kMaxQuantizedPerLaunch of them
+    // quantized on commit.
+    size_t end_state = first_state;
+    int num_quantized = 0;
+    while (end_state < plan.states.size() && end_state - first_state < kMaxStatesPerLaunch) {
+      const bool quantized = plan.states[end_state].quantized >= 0;
+      if (quantized && num_quantized == kMaxQuantizedPerLaunch) break;
+      num_quantized += quantized;
+      ++end_state;
+    }
     for (int64_t first_task = 0; first_task == 0 || first_task < num_tasks;
          first_task += kMaxTasks) {
       Launch launch{};
@@ -88,9 +139,18 @@ Launches make_launches(const CopyPlan& plan, int64_t max_blocks) {
       double costs[kMaxStatesPerLaunch] = {};
       int64_t total_tiles = 0;
       double total_cost = 0;
-      for (size_t k = first_state;
-           k < plan.states.size() && params.num_states < kMaxStatesPerLaunch; ++k) {
-        const TiledStateCopy tiled = tile_state(plan.states[k]);
+      int quantized_here = 0;
+      for (size_t k = first_state; k < end_state; ++k) {
+        const StateCopy& copy = plan.states[k];
+        TiledStateCopy tiled;
+        if (copy.quantized >= 0) {
+          const QuantizedCopy& quantized = plan.quantized[copy.quantized];
+          tiled = tile_quantized_state(copy, quantized);
+          params.quantized[quantized_here] = quantized;
+          tiled.copy.quantized = quantized_here++;
+        } else {
+          tiled = tile_state(copy);
+        }
         const int k_here = params.num_states++;
         tiles[k_here] = params.num_tasks * tiled.copy.num_layers * tiled.tiles_per_state;
         costs[k_here] = static_cast<double>(tiles[k_here]) * tile_weight(tiled);
@@ -146,7 +206,8 @@ Launches make_launches(const CopyPlan& plan, int64_t max_blocks) {
       }
       launches.push_back(launch);
     }
-  }
+    first_state = end_state;
+  } while (first_state < plan.states.size());
   return launches;
 }
 

@@ -15,9 +15,9 @@ struct Launch {
 
 using Launches = InlineVector<Launch, 2>;
 
-// One launch per kMaxStatesPerLaunch state kinds and kMaxTasks tasks (one launch for any real
-// call), each of at most max_blocks blocks (the persistent grid: as many as fit on the GPU at
-// once).
+// One launch per kMaxStatesPerLaunch state kinds (kMaxQuantizedPerLaunch of them quantized on
+// commit) and kMaxTasks tasks (one launch for any real call), each of at most max_blocks blocks
+// (the persistent grid: as many as fit on the GPU at once).
 Launches make_launches(const CopyPlan& plan, int64_t max_blocks);
 
 }  // namespace mamba_state

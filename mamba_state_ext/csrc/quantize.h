@@ -1,0 +1,98 @@
+// Quantizing a group of a full-precision state into an int8 or float8 pool, for both kernels:
+// the formula of mamba_state_ext/quantization.py, which the results must match bit for bit.
+// amax = max |x| over the group (NaN if any x is NaN); scale = amax / qmax; q = x / scale (IEEE
+// divisions, in float32), clamped to [-qmax, qmax], rounded to nearest even into the pool's
+// dtype; a group whose scale is 0 stores scale 0 and zeros. The conversions to float8 are torch's
+// own (torch/headeronly), so that they round as Tensor.to does.
+#pragma once
+
+#include <torch/headeronly/util/BFloat16.h>
+#include <torch/headeronly/util/Float8_e4m3fn.h>
+#include <torch/headeronly/util/Float8_e5m2.h>
+#include <torch/headeronly/util/Half.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "macros.h"
+
+namespace mamba_state {
+
+// The dtype of a quantized pool, and of the full-precision cache it is quantized from.
+enum class QuantizedFormat : int32_t { kInt8, kFloat8E4M3, kFloat8E5M2 };
+enum class QuantizedSource : int32_t { kFloat, kHalf, kBFloat16 };
+
+// max(a, |b|), and NaN from then on once a NaN is met (fmaxf would drop it): a group holding a
+// NaN gets a scale that is not finite.
+MAMBA_STATE_HOST_DEVICE float max_magnitude(float a, float b) {
+  const float magnitude = b < 0 ? -b : b;
+  return (magnitude > a || magnitude != magnitude) && a == a ? magnitude : a;
+}
+
+// One value's bits in the pool's dtype, from x and its group's scale (0: the group stores zeros).
+// The clamp is written so that it maps a NaN to -qmax, keeping it out of the conversions (the
+// values of a NaN's group are unspecified), and so that the compiler vectorizes it.
+template <QuantizedFormat kFormat>
+MAMBA_STATE_HOST_DEVICE uint8_t quantize_value(float x, float scale, float qmax) {
+  if (scale == 0) return 0;
+  float q = x / scale;
+  q = q > -qmax ? q : -qmax;
+  q = q < qmax ? q : qmax;
+  if constexpr (kFormat == QuantizedFormat::kInt8) {
+#if defined(__CUDA_ARCH__)
+    return static_cast<uint8_t>(static_cast<int8_t>(__float2int_rn(q)));
+#else
+    // Round to nearest even, as the default rounding mode adds 1.5 x 2^23 and takes it away
+    // again (exact for |q| <= 127 < 2^22), in a form the compiler vectorizes.
+    constexpr float kRounding = 12582912.0f;
+    const float rounded = (q + kRounding) - kRounding;
+    return static_cast<uint8_t>(static_cast<int8_t>(static_cast<int32_t>(rounded)));
+#endif
+  } else if constexpr (kFormat == QuantizedFormat::kFloat8E4M3) {
+    return c10::Float8_e4m3fn(q).x;
+  } else {
+    return c10::Float8_e5m2(q).x;
+  }
+}
+
+// The largest finite value of a quantized dtype: the default qmax.
+inline double largest_value(QuantizedFormat format) {
+  switch (format) {
+    case QuantizedFormat::kInt8: return 127;
+    case QuantizedFormat::kFloat8E4M3:
+      return static_cast<float>(std::numeric_limits<c10::Float8_e4m3fn>::max());
+    case QuantizedFormat::kFloat8E5M2:
+      return static_cast<float>(std::numeric_limits<c10::Float8_e5m2>::max());
+  }
+  return 0;
+}
+
+template <typename Src, QuantizedFormat kFormat>
+struct QuantizePair {
+  using Source = Src;
+  static constexpr QuantizedFormat format = kFormat;
+};
+
+// Calls visit(QuantizePair<Src, Format>{}) for the source and format.
+template <typename Visitor>
+MAMBA_STATE_HOST_DEVICE void visit_quantization(QuantizedSource source, QuantizedFormat format,
+                                                Visitor&& visit) {
+  auto with_source = [&](auto source_value) {
+    using Src = decltype(source_value);
+    switch (format) {
+      case QuantizedFormat::kInt8: return visit(QuantizePair<Src, QuantizedFormat::kInt8>{});
+      case QuantizedFormat::kFloat8E4M3:
+        return visit(QuantizePair<Src, QuantizedFormat::kFloat8E4M3>{});
+      case QuantizedFormat::kFloat8E5M2:
+        return visit(QuantizePair<Src, QuantizedFormat::kFloat8E5M2>{});
+    }
+  };
+  switch (source) {
+    case QuantizedSource::kFloat: return with_source(float{});
+    case QuantizedSource::kHalf: return with_source(c10::Half{});
+    case QuantizedSource::kBFloat16: return with_source(c10::BFloat16{});
+  }
+}
+
+}  // namespace mamba_state
