@@ -481,8 +481,7 @@ QUANTIZED_CASES = [
         "scales-on-a-float-pool",
         _set_item("states", 0, torch.zeros(3, 10, 4)),
         ValueError,
-        "states[0] is torch.float32: only an int8, float8_e4m3fn or float8_e5m2 pool takes "
-        "scales",
+        "states[0] is torch.float32: only an int8, float8_e4m3fn or float8_e5m2 pool takes scales",
         STRUCTURAL,
     ),
     (
