@@ -47,8 +47,10 @@ def quantize(x: torch.Tensor, state_dims: int, groups, dtype: torch.dtype, qmax:
     within += list(range(len(lead) + 2 * len(groups), x.dim()))
     if x.numel() == 0:
         amax = x.new_zeros([1 if d in within else n for d, n in enumerate(x.shape)])
-    else:
+    elif within:
         amax = x.abs().amax(dim=within, keepdim=True)
+    else:  # groups of one element (amax over no dim would be over all of them)
+        amax = x.abs()
     qmax_float = torch.tensor(qmax, dtype=torch.float32, device=x.device)
     scales = amax / qmax_float  # a tensor divisor: IEEE division on every device
     zero = scales == 0

@@ -115,10 +115,15 @@ def make_indices(
 
 
 def assert_same_bits(actual: torch.Tensor, expected: torch.Tensor) -> None:
-    """Bit for bit, except that a NaN may be any NaN (PyTorch's own NaN payloads differ between
-    its scalar and vectorized paths)."""
+    """Bit for bit, except that a NaN of a float wider than a byte may be any NaN (PyTorch's own
+    NaN payloads differ between its scalar and vectorized paths)."""
     assert actual.shape == expected.shape and actual.dtype == expected.dtype
     actual, expected = actual.cpu(), expected.cpu()
+    if actual.element_size() == 1:  # int8, uint8, bool, float8: every bit
+        actual, expected = (
+            actual.contiguous().view(torch.uint8),
+            expected.contiguous().view(torch.uint8),
+        )
     if actual.is_floating_point():
         nan = torch.isnan(expected)
         assert torch.equal(torch.isnan(actual), nan), "NaNs differ"

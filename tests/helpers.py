@@ -14,8 +14,10 @@ import pytest
 import torch
 from builders import (  # noqa: F401 (the tests import them from here)
     FLOAT_PAIRS,
+    FLOATS,
     RAW_DTYPES,
     assert_same_bits,
+    fill_finite,
     fill_random,
     make_indices,
     make_intermediate,

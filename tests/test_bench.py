@@ -4,6 +4,7 @@ JSON shape that results from different machines are compared in."""
 import json
 
 import pytest
+import torch
 
 import mamba_state_ext
 from mamba_state_ext import bench
@@ -100,6 +101,40 @@ def test_a_wrong_result_fails_the_run(monkeypatch, capsys):
     assert "mamba_state" not in [
         line.split()[1] for line in captured.out.splitlines() if line.strip().startswith("2 ")
     ]
+
+
+def test_quantized_presets_check_values_and_scales(monkeypatch, capsys):
+    """Each method's values and scales are checked against quantization.quantize; a scale off by
+    one bit fails the method."""
+    arguments = ["--device", "cpu", "--preset", "qwen3-next-tp4-fp8", "qwen3-next-tp4-int8"]
+    arguments += ["--layers", "2", "--n", "1", "3", "--reps", "3"]
+    assert bench.main(arguments + ["--methods", "vectorized", "mamba_state", "copy"]) == 0
+    output = capsys.readouterr().out
+    assert "ssm [8, 128, 128] float8_e4m3fn from float32, scales [8, 4]" in output
+    assert "ssm [8, 128, 128] int8 from bfloat16, scales [8, 128]" in output
+    assert "target N=3: share of copy_'s speed >= 0.8" in output
+    commit, _ = bench.METHODS["mamba_state"]
+
+    def off_by_one_bit(workload, index_set):
+        commit(workload, index_set)
+        scales = workload.state_scales[0][:, workload.index_sets[index_set].slots]
+        workload.state_scales[0][:, workload.index_sets[index_set].slots] = torch.nextafter(
+            scales, torch.tensor(float("inf"))
+        )
+
+    monkeypatch.setitem(bench.METHODS, "mamba_state", (off_by_one_bit, True))
+    assert bench.main(arguments + ["--methods", "mamba_state"]) == 1
+    assert "N=3 mamba_state: FAILED: result differs from the reference" in capsys.readouterr().err
+
+
+def test_sglang_skips_a_quantized_preset():
+    """SGLang's kernels write no quantized pool: the method says so instead of running."""
+    from mamba_state_ext.bench.methods import METHODS
+    from mamba_state_ext.bench.workload import Skip, Workload
+
+    workload = Workload(bench.PRESETS["qwen3-next-tp4-int8"], 1, torch.device("cpu"))
+    with pytest.raises(Skip, match="SGLang's kernels write no quantized pool"):
+        METHODS["sglang"][0](workload, 0)
 
 
 def test_layers_override_renames_the_preset(capsys):
@@ -237,6 +272,12 @@ def test_cuda_targets_against_synthetic_medians():
     lines = report.target_lines(bench.PRESETS["sglang-qwen3-next-tp4"], results, "cuda")
     assert lines[0] == "  target N=64: share of copy_'s speed >= 0.95: 0.94 MISSED"
     assert not any("N=8: share" in line for line in lines)
+    # A quantized preset: quantize-on-commit's targets alone.
+    for name in ("qwen3-next-tp4-fp8", "qwen3-next-tp4-int8"):
+        assert report.target_lines(bench.PRESETS[name], results, "cuda") == [
+            "  target N=64: share of copy_'s speed >= 0.9: 0.94 met",
+            "  target N=8: speedup vs vectorized >= 5: 5.77 met",
+        ]
 
 
 def test_cpu_targets_against_synthetic_medians():
@@ -255,6 +296,10 @@ def test_cpu_targets_against_synthetic_medians():
     assert report.target_lines(bench.PRESETS["sglang-qwen3-next-tp4"], results, "cpu") == [
         "  target N=1: share of copy_'s speed >= 0.9: 0.93 met",
         "  target N=8: share of copy_'s speed >= 0.9: 0.98 met",
+    ]
+    assert report.target_lines(bench.PRESETS["qwen3-next-tp4-fp8"], results, "cpu") == [
+        "  target N=1: share of copy_'s speed >= 0.8: 0.93 met",
+        "  target N=8: share of copy_'s speed >= 0.8: 0.98 met",
     ]
     assert report.target_lines(bench.PRESETS["small"], results, "cpu") == []
     assert report.host_target_lines({"raw_vs_copy_1": 5.6}, "cpu") == [

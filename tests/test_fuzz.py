@@ -1,5 +1,7 @@
-"""Property-based tests: random shapes, dtypes, indices, masks and layouts, every implementation
-against the per-entry reference (reference.loop_update), bit for bit, over the whole storage.
+"""Property-based tests: random shapes, dtypes, indices, masks and layouts, and quantized kinds
+(int8 and float8 pools with random group layouts, quantized on commit or copied with their
+scales), every implementation against the per-entry reference (reference.loop_update), bit for
+bit, over the whole storage of every pool and scale tensor.
 
 Profiles (MAMBA_STATE_EXT_FUZZ): ``ci`` (default, a few hundred cases), ``long`` (10,000 per
 test), ``sanitizer`` (a few dozen, for compute-sanitizer in scripts/gpu_check.sh). A failure
@@ -17,16 +19,19 @@ from helpers import (
     COMPILED,
     CUDA,
     FLOAT_PAIRS,
+    FLOATS,
     IMPLEMENTATIONS,
     RAW_DTYPES,
     assert_same_bits,
+    fill_finite,
     fill_random,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mamba_state_ext import checks
+from mamba_state_ext import checks, ops
 from mamba_state_ext.calls import UpdateCall
+from mamba_state_ext.quantization import QUANTIZED_DTYPES, dtype_max
 from mamba_state_ext.reference import loop_update
 
 common = dict(deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
@@ -39,12 +44,14 @@ DTYPE_PAIRS = FLOAT_PAIRS + [(dtype, dtype) for dtype in RAW_DTYPES + (torch.uin
 
 
 @st.composite
-def strided_views(draw, shape, dtype, *, allow_window=False):
+def strided_views(draw, shape, dtype, *, allow_window=False, finite=False):
     """A view of the given shape over a larger storage: dims in a random memory order, each padded
-    and offset at random; or (allow_window) T overlapping windows over the last entry dim."""
+    and offset at random; or (allow_window) T overlapping windows over the last entry dim.
+    finite: no NaN or infinity in it (a cache a pool is quantized from)."""
+    fill = fill_finite if finite else fill_random
     if allow_window and len(shape) >= 4 and draw(st.booleans()):
         layers, rows, steps, *entry = shape
-        buffer = fill_random(
+        buffer = fill(
             torch.empty(layers, rows, *entry[:-1], entry[-1] + steps - 1, dtype=dtype),
             _generator(draw),
         )
@@ -55,9 +62,7 @@ def strided_views(draw, shape, dtype, *, allow_window=False):
     order = draw(st.permutations(range(len(shape))))
     pads = [draw(st.integers(0, 2)) for _ in shape]
     offsets = [draw(st.integers(0, pad)) for pad in pads]
-    parent = fill_random(
-        torch.empty([shape[d] + pads[d] for d in order], dtype=dtype), _generator(draw)
-    )
+    parent = fill(torch.empty([shape[d] + pads[d] for d in order], dtype=dtype), _generator(draw))
     view = parent[tuple(slice(offsets[d], offsets[d] + shape[d]) for d in order)]
     return parent, view.permute([order.index(d) for d in range(len(shape))])
 
@@ -68,7 +73,7 @@ def _generator(draw):
 
 @dataclasses.dataclass
 class Case:
-    parents: list  # the storages under the pools, to compare every byte
+    parents: list  # the storages under the pools and the pools' scales, to compare every byte
     states: list
     intermediates: list
     dst_slots: torch.Tensor
@@ -78,6 +83,10 @@ class Case:
     bad: list  # positions of the entries made bad on purpose
     track_slots: torch.Tensor | None = None
     track_steps: torch.Tensor | None = None
+    # Quantized kinds, as the wrapper takes them (aligned with the kinds; None: a plain kind).
+    state_scales: list | None = None
+    intermediate_scales: list | None = None
+    quant_max: list | None = None
 
     def arguments(self, states=None):
         """The four required arguments."""
@@ -94,28 +103,48 @@ class Case:
             return {}
         return dict(track_slots=self.track_slots, track_steps=self.track_steps)
 
+    def scales(self) -> dict:
+        """The scale arguments as the operator takes them (none when no kind has scales)."""
+        if self.state_scales is None:
+            return {}
+        return ops.raw_scales(
+            self.states,
+            self.intermediates,
+            self.state_scales,
+            self.intermediate_scales,
+            self.quant_max,
+        )
+
     def options(self) -> dict:
         """The optional arguments, as keyword arguments."""
-        return dict(src_rows=self.src_rows, step_offset=self.step_offset, **self.track())
+        options = dict(src_rows=self.src_rows, step_offset=self.step_offset, **self.track())
+        return {**options, **self.scales()}
 
     def to(self, device):
         moved = lambda t: None if t is None else t.to(device)  # noqa: E731
         parents = [p.to(device) for p in self.parents]
-        states = [
-            p.as_strided(s.shape, s.stride(), s.storage_offset())
-            for p, s in zip(parents, self.states)
-        ]
-        intermediates = [  # the same views over moved storages (windows stay windows)
-            i.to(device)
-            if i._base is None
-            else i._base.to(device).as_strided(i.shape, i.stride(), i.storage_offset())
-            for i in self.intermediates
-        ]
+
+        def rebased(view):  # the same view of the moved parent
+            [parent] = [new for old, new in zip(self.parents, parents) if view._base is old]
+            return parent.as_strided(view.shape, view.stride(), view.storage_offset())
+
+        def read(view):  # the same view over a moved storage (windows stay windows)
+            if view is None or view._base is None:
+                return moved(view)
+            return view._base.to(device).as_strided(
+                view.shape, view.stride(), view.storage_offset()
+            )
+
+        def listed(views, each):
+            return None if views is None else [None if v is None else each(v) for v in views]
+
         return dataclasses.replace(
             self,
             parents=parents,
-            states=states,
-            intermediates=intermediates,
+            states=[rebased(state) for state in self.states],
+            intermediates=[read(intermediate) for intermediate in self.intermediates],
+            state_scales=listed(self.state_scales, rebased),
+            intermediate_scales=listed(self.intermediate_scales, read),
             dst_slots=moved(self.dst_slots),
             steps=moved(self.steps),
             src_rows=moved(self.src_rows),
@@ -131,16 +160,41 @@ def cases(draw, *, with_bad_entries=False):
     rows = draw(st.integers(1, 8))
     steps = draw(st.integers(1, 16))
     parents, states, intermediates = [], [], []
+    state_scales, cache_scales, quant_max, scale_parents = [], [], [], []
     for _ in range(draw(st.integers(1, 3))):
         entry = draw(st.lists(st.integers(0, 5), min_size=0, max_size=4))
-        dst_dtype, src_dtype = draw(st.sampled_from(DTYPE_PAIRS))
+        quantized = draw(st.integers(0, 2)) == 0
+        if quantized:  # an int8 or float8 pool with scales, from a float or a quantized cache
+            dst_dtype = draw(st.sampled_from(QUANTIZED_DTYPES))
+            copied = draw(st.booleans())
+            src_dtype = dst_dtype if copied else draw(st.sampled_from(FLOATS))
+        else:
+            dst_dtype, src_dtype = draw(st.sampled_from(DTYPE_PAIRS))
         parent, state = draw(strided_views((layers, slots, *entry), dst_dtype))
         _, intermediate = draw(
-            strided_views((layers, rows, steps, *entry), src_dtype, allow_window=True)
+            strided_views(
+                (layers, rows, steps, *entry), src_dtype, allow_window=True, finite=quantized
+            )
         )
         parents.append(parent)
         states.append(state)
         intermediates.append(intermediate)
+        if not quantized:
+            state_scales.append(None), cache_scales.append(None), quant_max.append(None)
+            continue
+        groups = []
+        for size in entry[: draw(st.integers(0, len(entry)))]:  # each dividing its state dim
+            groups.append(draw(st.sampled_from([g for g in range(1, 6) if size % g == 0] or [1])))
+        scale_parent, scales = draw(strided_views((layers, slots, *groups), torch.float32))
+        scale_parents.append(scale_parent)
+        state_scales.append(scales)
+        cache_scales.append(
+            draw(strided_views((layers, rows, steps, *groups), torch.float32, finite=True))[1]
+            if copied
+            else None
+        )
+        largest = dtype_max(dst_dtype)
+        quant_max.append(draw(st.sampled_from([None, largest, min(largest, 100.0), 0.5])))
     with_rows = draw(st.booleans())
     num_entries = draw(st.integers(0, min(slots, 10) if with_rows else min(slots, rows, 10)))
     step_offset = draw(st.sampled_from([-1, 0, 1]))
@@ -207,8 +261,9 @@ def cases(draw, *, with_bad_entries=False):
                 bad.append(n)
         track_slots = torch.tensor(track_slots, dtype=index_dtype())
         track_steps = torch.tensor(track_steps, dtype=index_dtype())
+    scaled = any(scales is not None for scales in state_scales)
     return Case(
-        parents,
+        parents + scale_parents,
         states,
         intermediates,
         torch.tensor(entry_slots, dtype=index_dtype()),
@@ -218,6 +273,9 @@ def cases(draw, *, with_bad_entries=False):
         sorted(bad),
         track_slots,
         track_steps,
+        state_scales if scaled else None,
+        cache_scales if any(scales is not None for scales in cache_scales) else None,
+        quant_max if scaled else None,
     )
 
 
@@ -226,9 +284,21 @@ def expected_result(case: Case):
     good = torch.ones(case.dst_slots.numel(), dtype=torch.bool, device=case.dst_slots.device)
     good[case.bad] = False
     parents = [p.clone() for p in case.parents]
-    states = [
-        p.as_strided(s.shape, s.stride(), s.storage_offset()) for p, s in zip(parents, case.states)
-    ]
+
+    def rebased(view):  # the same view of the cloned parent
+        if view is None:
+            return None
+        [parent] = [new for old, new in zip(case.parents, parents) if view._base is old]
+        return parent.as_strided(view.shape, view.stride(), view.storage_offset())
+
+    states = [rebased(state) for state in case.states]
+    scales = {}
+    if case.state_scales is not None:
+        scales = dict(
+            state_scales=[rebased(view) for view in case.state_scales],
+            intermediate_scales=case.intermediate_scales,
+            quant_max=case.quant_max,
+        )
     rows = case.src_rows  # the default row is the entry's position: fix it before filtering
     if rows is None:
         rows = torch.arange(case.dst_slots.numel(), device=case.dst_slots.device)
@@ -241,6 +311,7 @@ def expected_result(case: Case):
         src_rows=rows[good],
         step_offset=case.step_offset,
         **track,
+        **scales,
     )
     return parents
 

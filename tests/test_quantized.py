@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import platform
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -298,7 +302,8 @@ def test_groups_of_zeros_and_groups_whose_scale_underflows(name, device):
 @pytest.mark.parametrize("name,device", implementation_params())
 def test_rounding_ties_as_torch_converts(name, device):
     """Groups whose scale is 1 (amax = qmax), holding the midpoints between neighbouring values
-    of the pool's dtype: each must round to even, as Tensor.to does."""
+    of the pool's dtype and the floats beside them: each must round as Tensor.to does (a
+    midpoint to even)."""
     for dtype in QUANTIZED_DTYPES:
         qmax = dtype_max(dtype)
         if dtype == torch.int8:
@@ -308,8 +313,10 @@ def test_rounding_ties_as_torch_converts(name, device):
             ladder = every[torch.isfinite(every)].unique()
             ladder = ladder[ladder.abs() <= qmax]
         midpoints = (ladder[1:] + ladder[:-1]) / 2
+        bits = midpoints.view(torch.int32)
+        beside = [(bits + step).view(torch.float32) for step in (-2, -1, 1, 2)]
         width = 64
-        values = torch.cat([midpoints, ladder])
+        values = torch.cat([midpoints, *beside, ladder])
         values = values[: values.numel() // (width - 1) * (width - 1)].view(-1, width - 1)
         groups = torch.cat([torch.full((values.shape[0], 1), qmax), values], dim=1)
         state = (groups.shape[0], width)
@@ -493,3 +500,28 @@ def test_cuda_graph_replays_a_quantized_commit_with_new_indices():
         graph.replay()
         torch.cuda.synchronize()
         assert_storages_equal(kinds, want)
+
+
+@COMPILED
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64's CPU capabilities")
+@pytest.mark.parametrize("capability", ["default", "avx2"])
+def test_the_cpu_kernel_at_each_cpu_capability(capability):
+    """The CPU kernel's quantize loops are built for x86-64's baseline, AVX2 and AVX-512, the
+    widest the CPU has chosen at run time (as in this process) unless ATEN_CPU_CAPABILITY caps
+    it: this file's CPU cases of the operator, in a process with the cap."""
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
+    cases = "op-cpu and not cpu_capability"
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        __file__,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        cases,
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert " passed" in done.stdout and "failed" not in done.stdout

@@ -12,7 +12,12 @@ import mamba_state_ext
 from mamba_state_ext import reference
 
 from . import sglang_baseline
-from .workload import Workload
+from .workload import Skip, Workload
+
+
+def _scales(w: Workload) -> dict:
+    """The quantized pools' scales, for a preset that has them."""
+    return {"state_scales": w.state_scales} if w.preset.quantized else {}
 
 
 def _ours(w: Workload, i: int) -> None:
@@ -25,6 +30,7 @@ def _ours(w: Workload, i: int) -> None:
         src_rows=s.rows,
         track_indices=s.track_slots,
         steps_to_track=s.track_steps,
+        **_scales(w),
     )
 
 
@@ -41,6 +47,7 @@ def _baseline(update):
             src_rows=s.rows,
             track_slots=s.track_slots,
             track_steps=s.track_steps,
+            **_scales(w),
         )
 
     return call
@@ -51,6 +58,8 @@ _sglang_kernels = None
 
 def _sglang(w: Workload, i: int) -> None:
     """SGLang's own scatter_mamba_states_after_mtp_verify (CUDA only)."""
+    if w.preset.quantized:
+        raise Skip("SGLang's kernels write no quantized pool")
     s = w.index_sets[i]
     ssm_pool, conv_pool = w.states
     ssm_cache, conv_cache = s.caches

@@ -61,7 +61,17 @@ def target_lines(preset: Preset, results, device_type: str) -> list[str]:
         measured = None if numerator is None or denominator is None else numerator / denominator
         checks.append((what, measured, bound, higher))
 
-    if device_type == "cuda" and tp4:
+    if device_type == "cuda" and tp4 and preset.quantized:
+        for n, share in targets.GPU_QUANTIZED_SHARE_OF_COPY.items():
+            ratio(f"N={n}: share of copy_'s speed", time(n, "copy"), time(n, "mamba_state"), share)
+        for n, speedup in targets.GPU_QUANTIZED_SPEEDUP_VS_VECTORIZED.items():
+            ratio(
+                f"N={n}: speedup vs vectorized",
+                time(n, "vectorized"),
+                time(n, "mamba_state"),
+                speedup,
+            )
+    elif device_type == "cuda" and tp4:
         shares = (
             targets.GPU_SHARE_OF_COPY_SGLANG_LAYOUTS
             if preset.sglang_layout
@@ -120,7 +130,9 @@ def target_lines(preset: Preset, results, device_type: str) -> list[str]:
                 f"N={n}: share of copy_'s speed",
                 time(n, "copy"),
                 time(n, "mamba_state"),
-                targets.CPU_SHARE_OF_COPY_SGLANG_LAYOUTS
+                targets.CPU_QUANTIZED_SHARE_OF_COPY
+                if preset.quantized
+                else targets.CPU_SHARE_OF_COPY_SGLANG_LAYOUTS
                 if preset.sglang_layout
                 else targets.CPU_SHARE_OF_COPY,
             )

@@ -25,7 +25,14 @@ GPU_PADDED_VS_LIVE = 1.05
 # The host's time to issue one commit, at most this times a copy_'s (N <= SMALL_N).
 GPU_HOST_ISSUE_VS_COPY = 1.0
 
-# CPU, every N of the Qwen3-Next presets, the same threads: share of copy_'s speed.
+# Quantize-on-commit (the quantized Qwen3-Next presets): on a GPU, share of copy_'s speed by N
+# and speedup over the obvious torch code (reference.vectorized_update, which quantizes with
+# quantization.quantize) by N; on the CPU, share of copy_'s speed at every N.
+GPU_QUANTIZED_SHARE_OF_COPY = {64: 0.90}
+GPU_QUANTIZED_SPEEDUP_VS_VECTORIZED = {8: 5.0}
+CPU_QUANTIZED_SHARE_OF_COPY = 0.80
+
+# CPU, every N of the plain Qwen3-Next presets, the same threads: share of copy_'s speed.
 CPU_SHARE_OF_COPY = 0.95
 CPU_SHARE_OF_COPY_SGLANG_LAYOUTS = 0.90
 # The host's fixed cost of one raw call, at most this times a one-element copy_.

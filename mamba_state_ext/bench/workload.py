@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from mamba_state_ext.quantization import dtype_max, quantize
+
 from .presets import MAX_INDEX_SETS, MIB, Preset, StateKind
 
 
@@ -117,6 +119,12 @@ class CallIndices:
         return sets
 
 
+def _slot_bytes(kind: StateKind) -> int:
+    """One slot of one layer of a pool: the state, and a quantized kind's float32 scales."""
+    scales = 0 if kind.groups is None else math.prod(kind.groups) * 4
+    return math.prod(kind.entry) * kind.state_dtype.itemsize + scales
+
+
 def window_cache(
     layers: int, rows: int, steps: int, kind: StateKind, conv_kernel: int, device, generator
 ) -> torch.Tensor:
@@ -160,11 +168,7 @@ class Workload:
         )
         capacity = num_entries * self.sets * (2 if track else 1)
         rows_per_set = num_entries + 1 if preset.sglang_layout else num_entries
-        pool_bytes = (
-            capacity
-            * preset.layers
-            * sum(math.prod(k.entry) * k.state_dtype.itemsize for k in preset.kinds)
-        )
+        pool_bytes = capacity * preset.layers * sum(_slot_bytes(k) for k in preset.kinds)
         cache_bytes_needed = (
             rows_per_set
             * self.sets
@@ -179,6 +183,15 @@ class Workload:
         generator = torch.Generator().manual_seed(seed)
         self.states = [
             torch.zeros(preset.layers, capacity, *kind.entry, dtype=kind.state_dtype, device=device)
+            for kind in preset.kinds
+        ]
+        # A quantized kind's float32 scales [L, C, *S]; None for a plain kind.
+        self.state_scales = [
+            None
+            if kind.groups is None
+            else torch.zeros(
+                preset.layers, capacity, *kind.groups, dtype=torch.float32, device=device
+            )
             for kind in preset.kinds
         ]
         shared_caches = (
@@ -250,19 +263,37 @@ class Workload:
         return self._copy_buffers[i]
 
     def check(self, i: int) -> None:
-        """Raises unless the pools hold index set i's applied copies exactly."""
+        """Raises unless the pools hold index set i's applied copies exactly: a direct gather,
+        quantized by quantization.quantize for a quantized kind."""
         index_set = self.index_sets[i]
         rows = index_set.rows
         if rows is None:
             rows = torch.arange(self.num_entries, device=self.device)
         for slots, steps in index_set.commit_sets():
             applied = (steps >= 0) & (slots >= 0)
-            for state, cache in zip(self.states, index_set.caches):
-                expected = cache[:, rows[applied], steps[applied]].to(state.dtype)
-                if not torch.equal(state[:, slots[applied]], expected):
-                    raise AssertionError("result differs from the reference gather")
+            for kind, state, scales, cache in zip(
+                self.preset.kinds, self.states, self.state_scales, index_set.caches
+            ):
+                gathered = cache[:, rows[applied], steps[applied]]
+                if scales is None:
+                    expected = [(state[:, slots[applied]], gathered.to(state.dtype))]
+                else:
+                    values, value_scales = quantize(
+                        gathered,
+                        len(kind.entry),
+                        kind.groups,
+                        kind.state_dtype,
+                        dtype_max(kind.state_dtype),
+                    )
+                    expected = [
+                        (state[:, slots[applied]].view(torch.uint8), values.view(torch.uint8)),
+                        (scales[:, slots[applied]], value_scales),
+                    ]
+                for held, wanted in expected:
+                    if not torch.equal(held, wanted):
+                        raise AssertionError("result differs from the reference gather")
 
     def clear(self, i: int) -> None:
         for slots, _ in self.index_sets[i].commit_sets():
-            for state in self.states:
-                state[:, slots[slots >= 0]] = 0
+            for pool in self.states + [s for s in self.state_scales if s is not None]:
+                pool[:, slots[slots >= 0]] = 0

@@ -2,8 +2,7 @@
 // the formula of mamba_state_ext/quantization.py, which the results must match bit for bit.
 // amax = max |x| over the group (NaN if any x is NaN); scale = amax / qmax; q = x / scale (IEEE
 // divisions, in float32), clamped to [-qmax, qmax], rounded to nearest even into the pool's
-// dtype; a group whose scale is 0 stores scale 0 and zeros. The conversions to float8 are torch's
-// own (torch/headeronly), so that they round as Tensor.to does.
+// dtype; a group whose scale is 0 stores scale 0 and zeros.
 #pragma once
 
 #include <torch/headeronly/util/BFloat16.h>
@@ -13,6 +12,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "macros.h"
@@ -30,12 +30,60 @@ MAMBA_STATE_HOST_DEVICE float max_magnitude(float a, float b) {
   return (magnitude > a || magnitude != magnitude) && a == a ? magnitude : a;
 }
 
-// One value's bits in the pool's dtype, from x and its group's scale (0: the group stores zeros).
-// The clamp is written so that it maps a NaN to -qmax, keeping it out of the conversions (the
-// values of a NaN's group are unspecified), and so that the compiler vectorizes it.
+MAMBA_STATE_HOST_DEVICE uint32_t float_bits(float x) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(x);
+#else
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return bits;
+#endif
+}
+
+MAMBA_STATE_HOST_DEVICE float bits_float(uint32_t bits) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(bits);
+#else
+  float x;
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+#endif
+}
+
+// |x|'s bits, which order as |x| does for every x, a NaN's above infinity's: the CPU kernel's
+// amax is the largest of these (an integer max, which vectorizes), then amax_of_bits.
+MAMBA_STATE_HOST_DEVICE uint32_t magnitude_bits(float x) {
+  return float_bits(x) & 0x7fffffffu;
+}
+MAMBA_STATE_HOST_DEVICE float amax_of_bits(uint32_t bits) {
+  return bits > 0x7f800000u ? std::numeric_limits<float>::quiet_NaN() : bits_float(bits);
+}
+
+// The float8 bits of a finite q, |q| at most the format's largest value, rounded to nearest even
+// as torch's conversions (torch/headeronly/util/Float8_e4m3fn.h, Float8_e5m2.h) round it: their
+// formula for that range, without their branches for overflow and NaN, so that a loop vectorizes.
+// Below the smallest normal, adding 2^(bias + mantissa bits - 126) rounds |q| to a denormal.
+template <int kBias, int kMantissaBits>
+MAMBA_STATE_HOST_DEVICE uint8_t float8_bits(float q) {
+  constexpr int kShift = 23 - kMantissaBits;
+  constexpr uint32_t kSmallestNormal = uint32_t(127 - kBias + 1) << 23;
+  constexpr uint32_t kDenormalOffset = uint32_t(127 - kBias + kShift + 1) << 23;
+  const uint32_t bits = float_bits(q);
+  const uint32_t magnitude = bits & 0x7fffffffu;
+  const uint32_t denormal =
+      float_bits(bits_float(magnitude) + bits_float(kDenormalOffset)) - kDenormalOffset;
+  const uint32_t normal = (magnitude - (uint32_t(127 - kBias) << 23) + ((1u << (kShift - 1)) - 1) +
+                           ((magnitude >> kShift) & 1)) >>
+                          kShift;
+  return static_cast<uint8_t>((magnitude < kSmallestNormal ? denormal : normal) |
+                              (bits >> 24 & 0x80));
+}
+
+// One value's bits in the pool's dtype, from x and its group's nonzero scale. The clamp is
+// written so that it maps a NaN to -qmax, keeping it out of the conversions (the values of a
+// NaN's group are unspecified), and so that the compiler vectorizes it.
 template <QuantizedFormat kFormat>
-MAMBA_STATE_HOST_DEVICE uint8_t quantize_value(float x, float scale, float qmax) {
-  if (scale == 0) return 0;
+MAMBA_STATE_HOST_DEVICE uint8_t quantize_scaled(float x, float scale, float qmax) {
   float q = x / scale;
   q = q > -qmax ? q : -qmax;
   q = q < qmax ? q : qmax;
@@ -50,10 +98,16 @@ MAMBA_STATE_HOST_DEVICE uint8_t quantize_value(float x, float scale, float qmax)
     return static_cast<uint8_t>(static_cast<int8_t>(static_cast<int32_t>(rounded)));
 #endif
   } else if constexpr (kFormat == QuantizedFormat::kFloat8E4M3) {
-    return c10::Float8_e4m3fn(q).x;
+    return float8_bits<7, 3>(q);
   } else {
-    return c10::Float8_e5m2(q).x;
+    return float8_bits<15, 2>(q);
   }
+}
+
+// The same for any scale: a group whose scale is 0 stores zeros.
+template <QuantizedFormat kFormat>
+MAMBA_STATE_HOST_DEVICE uint8_t quantize_value(float x, float scale, float qmax) {
+  return scale == 0 ? 0 : quantize_scaled<kFormat>(x, scale, qmax);
 }
 
 // The largest finite value of a quantized dtype: the default qmax.
