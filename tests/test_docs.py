@@ -1,5 +1,5 @@
 """The README and docs/ say what the code does: the error table in docs/contract.md is
-tests/error_cases.py, the README's example runs, its two commands are the ones CI runs (.ci/run
+tests/error_cases.py, its schemas are csrc/operators.h's, the README's example runs, its two commands are the ones CI runs (.ci/run
 reads them from the README), it stays short, every repository path the docs name exists, and
 nothing in the package points outside the repository."""
 
@@ -23,6 +23,17 @@ def test_error_table_is_the_tested_table():
     assert table.strip() == error_cases.markdown_table(), (
         "regenerate the error table of docs/contract.md: python tests/error_cases.py"
     )
+
+
+def test_contract_quotes_the_schemas():
+    """docs/contract.md's schema block is operators.h's two schemas, spaces aside."""
+    header = (ROOT / "mamba_state_ext" / "csrc" / "operators.h").read_text()
+    contract = (ROOT / "docs" / "contract.md").read_text()
+    quoted = " ".join(contract.split("```\n")[1].split())
+    for name in ("kUpdateSchema", "kCopySlotsSchema"):
+        literal = re.search(rf"{name} =\s*((?:\"[^\"]*\"\s*)+);", header).group(1)
+        schema = "".join(re.findall(r'"([^"]*)"', literal))
+        assert f"mamba_state::{' '.join(schema.split())}" in quoted, name
 
 
 def test_example_runs():
