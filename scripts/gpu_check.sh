@@ -15,7 +15,8 @@
 #      through SGLang's own load_plugins();
 #   4. the benchmark: both presets (dense, SGLang's layouts) at N = 1, 8, 64 and 64 entries with
 #      8 live, copy_, SGLang's kernels and the empty launch in the same run, each call's host
-#      issue time; then scripts/gpu_timing.py (each kind alone, a call on an idle GPU);
+#      issue time; then scripts/gpu_timing.py (each kind alone, a call on an idle GPU); then the
+#      quantized presets (fp8 and int8 pools) against the torch reference and copy_;
 #   5. with the time left: compute-sanitizer memcheck on the fuzz cases and on every kernel path
 #      (scripts/sanitizer_cases.py), then the variant sweep (scripts/kernel_variants.txt).
 #
@@ -29,9 +30,10 @@
 # the summary gives each step's, to be copied here after the first run.
 #
 # Without a GPU (CI's dry run, with the wheel of dist/ when build/gpu-check/ is absent) the steps
-# that need one say "skipped: no GPU", and the rest run. $OUT (default bench/results/DATE-CARD)
-# receives at most these 7 files: summary.txt, bench.json, bench.png, timing.txt,
-# sanitizer.txt, variants.txt, logs.tar.gz. The exit status is 0 when no step failed.
+# that need one say "skipped: no GPU", and the rest run (the sanitizer's cases on the CPU
+# kernel). $OUT (default bench/results/DATE-CARD) receives at most these 8 files: summary.txt,
+# bench.json, bench.png, timing.txt, bench-quantized.json, sanitizer.txt, variants.txt,
+# logs.tar.gz. The exit status is 0 when no step failed.
 set -uo pipefail
 caller=$PWD
 cd "$(dirname "$0")/.."
@@ -175,6 +177,12 @@ grep -E "^preset|^ +[0-9/]+ |target|note|host cost" "$logs/bench.txt" 2>/dev/nul
 gpu_step timing timing.txt 90 "$PYTHON" "$REPO/scripts/gpu_timing.py" --n 8 64 --reps 10 \
   ${sglang:+--sglang "$sglang"}
 [ -f "$logs/timing.txt" ] && cp "$logs/timing.txt" "$OUT/timing.txt"
+gpu_step "benchmark, quantized pools" bench-quantized.txt 120 "$PYTHON" -m mamba_state_ext.bench \
+  --device cuda --preset qwen3-next-tp4-fp8 qwen3-next-tp4-int8 --n 1 8 64 \
+  --methods vectorized mamba_state copy --json "$OUT/bench-quantized.json" \
+  --plot "$logs/bench-quantized.png"
+grep -E "^preset|^ +[0-9/]+ |target|note" "$logs/bench-quantized.txt" 2>/dev/null \
+  | tee -a "$summary"
 
 # 5. With the time left: compute-sanitizer on this project's kernel only (one cudaMalloc per
 # tensor, so that an access past a tensor is past an allocation), then the variant sweep.
@@ -186,6 +194,10 @@ gpu_step "memcheck, fuzz cases" sanitizer-fuzz.log 120 env MAMBA_STATE_EXT_FUZZ=
   -k "test_cuda and op"
 gpu_step "memcheck, kernel paths" sanitizer-cases.log 90 "${sanitize[@]}" "$PYTHON" \
   "$REPO/scripts/sanitizer_cases.py"
+if [ "$gpu" -eq 0 ]; then  # the same cases on the CPU kernel, so that the script cannot rot
+  step "kernel paths on the CPU" sanitizer-cases-cpu.log 60 "$PYTHON" \
+    "$REPO/scripts/sanitizer_cases.py" --device cpu
+fi
 if ls "$logs"/sanitizer-*.log >/dev/null 2>&1; then cat "$logs"/sanitizer-*.log >"$OUT/sanitizer.txt"; fi
 
 while read -r name presets defines; do
