@@ -1,7 +1,7 @@
 """The README and docs/ say what the code does: the error table in docs/contract.md is
-tests/error_cases.py, its schemas are csrc/operators.h's, the README's example runs, its two commands are the ones CI runs (.ci/run
-reads them from the README), it stays short, every repository path the docs name exists, and
-nothing in the package points outside the repository."""
+tests/error_cases.py, its schemas are csrc/operators.h's, the README's example runs, its two
+commands are the ones CI runs (.ci/run reads them from the README), it stays short, every
+repository path the docs name exists, and nothing in the package points outside the repository."""
 
 import re
 from pathlib import Path
