@@ -244,6 +244,27 @@ def test_strided_pools_and_caches(name, device, layout, groups_name):
 
 
 @pytest.mark.parametrize("name,device", implementation_params())
+@pytest.mark.parametrize(
+    "state,groups,layout",
+    [
+        ((4, 96, 128), (4, 3), "contiguous"),  # groups of 48 KiB of float32 source
+        ((4, 96, 128), (4, 96), "contiguous"),  # groups of 128 values
+        ((4, 96, 128), (4, 96), "sliced"),  # the same groups, not one run: group by group
+    ],
+    ids=["large-groups", "rows", "rows-sliced"],
+)
+def test_states_larger_than_a_piece_of_work(name, device, state, groups, layout):
+    """States of 192 KiB of float32, more than one of the CPU kernel's pieces of work, so that
+    pieces begin and end inside a state (and inside a run of groups)."""
+    generator = torch.Generator().manual_seed(5)
+    kinds = [
+        Kind(state, groups, torch.int8, torch.float32, generator, device, layout=layout),
+        Kind(state, groups, torch.float8_e5m2, torch.bfloat16, generator, device, layout=layout),
+    ]
+    check(name, device, kinds)
+
+
+@pytest.mark.parametrize("name,device", implementation_params())
 def test_plain_quantized_and_quantized_cache_kinds_in_one_call(name, device):
     """A plain kind, a kind quantized on commit and one whose cache is quantized already (its
     values and scales copied as they are), with track copies."""

@@ -8,6 +8,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <type_traits>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "../call.h"
 #include "../checks.h"
@@ -160,11 +165,23 @@ void prefetch_lines(const char* begin, int64_t bytes) {
   }
 }
 
-// A contiguous group, the common case: its amax, then its values quantized, in loops the
+// A run of a group's values quantized with its nonzero scale: the portable loop, which the
+// compiler vectorizes.
+template <typename Src, QuantizedFormat kFormat>
+struct PortableRun {
+  __attribute__((always_inline)) static void quantize(const Src* values, uint8_t* quantized,
+                                                      int64_t count, float scale, float qmax) {
+    for (int64_t i = 0; i < count; ++i) {
+      quantized[i] = quantize_scaled<kFormat>(static_cast<float>(values[i]), scale, qmax);
+    }
+  }
+};
+
+// A contiguous group, the common case: its amax, then its values quantized (Run), in loops the
 // compiler vectorizes (an integer max of magnitude_bits for the amax). The first loop waits on
 // memory, the second on arithmetic; so that a thread's memory and arithmetic overlap, the second
 // asks for a later group's source (ahead, of the same size, or null), chunk by chunk.
-template <typename Src, QuantizedFormat kFormat>
+template <typename Src, QuantizedFormat kFormat, typename Run = PortableRun<Src, kFormat>>
 __attribute__((always_inline)) inline void quantize_contiguous(const Src* values,
                                                                uint8_t* quantized, int64_t count,
                                                                float* scale, float qmax,
@@ -185,15 +202,30 @@ __attribute__((always_inline)) inline void quantize_contiguous(const Src* values
   const int64_t whole_chunks = ahead == nullptr ? 0 : count / kChunk;
   for (int64_t chunk = 0; chunk < whole_chunks; ++chunk) {
     prefetch_lines(ahead + chunk * kPrefetchChunkBytes, kPrefetchChunkBytes);
-    const Src* chunk_values = values + chunk * kChunk;
-    uint8_t* chunk_quantized = quantized + chunk * kChunk;
-    for (int64_t i = 0; i < kChunk; ++i) {
-      chunk_quantized[i] =
-          quantize_scaled<kFormat>(static_cast<float>(chunk_values[i]), group_scale, qmax);
-    }
+    Run::quantize(values + chunk * kChunk, quantized + chunk * kChunk, kChunk, group_scale, qmax);
   }
-  for (int64_t i = whole_chunks * kChunk; i < count; ++i) {
-    quantized[i] = quantize_scaled<kFormat>(static_cast<float>(values[i]), group_scale, qmax);
+  const int64_t done = whole_chunks * kChunk;
+  Run::quantize(values + done, quantized + done, count - done, group_scale, qmax);
+}
+
+// Groups that lie one after another, each a contiguous run of group_size values, their scales
+// scale_stride apart: one call for all of them, each group asking for the source about
+// kPrefetchDistanceBytes further on (within these groups).
+template <typename Src, QuantizedFormat kFormat, typename Run = PortableRun<Src, kFormat>>
+__attribute__((always_inline)) inline void quantize_consecutive(const Src* values,
+                                                                uint8_t* quantized, float* scales,
+                                                                int64_t scale_stride,
+                                                                int64_t num_groups,
+                                                                int64_t group_size, float qmax) {
+  const int64_t group_bytes = std::max<int64_t>(1, group_size * sizeof(Src));
+  const int64_t distance = std::max<int64_t>(1, kPrefetchDistanceBytes / group_bytes);
+  for (int64_t group = 0; group < num_groups; ++group) {
+    const int64_t first = group * group_size;
+    const char* ahead = group + distance < num_groups
+                            ? reinterpret_cast<const char*>(values + first + distance * group_size)
+                            : nullptr;
+    quantize_contiguous<Src, kFormat, Run>(values + first, quantized + first, group_size,
+                                           scales + group * scale_stride, qmax, ahead);
   }
 }
 
@@ -220,41 +252,100 @@ CpuCapability cpu_capability() {
 }
 
 template <typename Src, QuantizedFormat kFormat>
-__attribute__((target("avx2"))) void quantize_contiguous_avx2(const Src* values, uint8_t* quantized,
-                                                              int64_t count, float* scale,
-                                                              float qmax, const char* ahead) {
-  quantize_contiguous<Src, kFormat>(values, quantized, count, scale, qmax, ahead);
+__attribute__((target("avx2"))) void quantize_consecutive_avx2(const Src* values,
+                                                               uint8_t* quantized, float* scales,
+                                                               int64_t scale_stride,
+                                                               int64_t num_groups,
+                                                               int64_t group_size, float qmax) {
+  quantize_consecutive<Src, kFormat>(values, quantized, scales, scale_stride, num_groups,
+                                     group_size, qmax);
 }
 
-template <typename Src, QuantizedFormat kFormat>
-__attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512dq"))) void quantize_contiguous_avx512(
-    const Src* values, uint8_t* quantized, int64_t count, float* scale, float qmax,
-    const char* ahead) {
-  quantize_contiguous<Src, kFormat>(values, quantized, count, scale, qmax, ahead);
+#define MAMBA_STATE_AVX512 target("avx2,avx512f,avx512bw,avx512vl,avx512dq")
+
+// 16 values as float32: exact, as static_cast<float> converts them.
+template <typename Src>
+__attribute__((always_inline, MAMBA_STATE_AVX512)) inline __m512 load_floats(const Src* values) {
+  if constexpr (std::is_same_v<Src, float>) {
+    return _mm512_loadu_ps(values);
+  } else if constexpr (std::is_same_v<Src, c10::BFloat16>) {  // the high half of a float32
+    const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(values));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+  } else {
+    static_assert(std::is_same_v<Src, c10::Half>);
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(values)));
+  }
 }
+
+// The int8 run written out for AVX-512: the compiler's vectorization of the portable loop
+// narrows through words and rounds by adding and taking away 1.5 x 2^23; a conversion that
+// rounds to nearest even by its own encoding, then vpmovdb, take half the instructions
+// (bench/results/README.md). The same values: the clamp's max and min map a NaN to -qmax as the
+// portable clamp does.
+template <typename Src, QuantizedFormat kFormat>
+struct Avx512Run {
+  __attribute__((MAMBA_STATE_AVX512)) static void quantize(const Src* values, uint8_t* quantized,
+                                                           int64_t count, float scale, float qmax) {
+    int64_t i = 0;
+    if constexpr (kFormat == QuantizedFormat::kInt8) {
+      const __m512 divisor = _mm512_set1_ps(scale);
+      const __m512 low = _mm512_set1_ps(-qmax);
+      const __m512 high = _mm512_set1_ps(qmax);
+      for (; i + 16 <= count; i += 16) {
+        const __m512 q = _mm512_div_ps(load_floats(values + i), divisor);
+        const __m512 clamped = _mm512_min_ps(_mm512_max_ps(q, low), high);
+        const __m512i rounded =
+            _mm512_cvt_roundps_epi32(clamped, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(quantized + i), _mm512_cvtepi32_epi8(rounded));
+      }
+    }
+    PortableRun<Src, kFormat>::quantize(values + i, quantized + i, count - i, scale, qmax);
+  }
+};
+
+template <typename Src, QuantizedFormat kFormat>
+__attribute__((MAMBA_STATE_AVX512)) void quantize_consecutive_avx512(
+    const Src* values, uint8_t* quantized, float* scales, int64_t scale_stride, int64_t num_groups,
+    int64_t group_size, float qmax) {
+  quantize_consecutive<Src, kFormat, Avx512Run<Src, kFormat>>(
+      values, quantized, scales, scale_stride, num_groups, group_size, qmax);
+}
+#undef MAMBA_STATE_AVX512
 #endif
+
+// quantize_consecutive with the loops of the widest instructions the CPU has.
+template <typename Src, QuantizedFormat kFormat>
+void quantize_consecutive_groups(const Src* values, uint8_t* quantized, float* scales,
+                                 int64_t scale_stride, int64_t num_groups, int64_t group_size,
+                                 float qmax) {
+#if defined(__x86_64__)
+  switch (cpu_capability()) {
+    case CpuCapability::kAvx512:
+      return quantize_consecutive_avx512<Src, kFormat>(values, quantized, scales, scale_stride,
+                                                       num_groups, group_size, qmax);
+    case CpuCapability::kAvx2:
+      return quantize_consecutive_avx2<Src, kFormat>(values, quantized, scales, scale_stride,
+                                                     num_groups, group_size, qmax);
+    case CpuCapability::kDefault: break;
+  }
+#endif
+  quantize_consecutive<Src, kFormat>(values, quantized, scales, scale_stride, num_groups,
+                                     group_size, qmax);
+}
+
+bool is_one_run(const StateLayout& layout) {
+  return layout.ndim == 0 ||
+         (layout.ndim == 1 && layout.dst_strides[0] == 1 && layout.src_strides[0] == 1);
+}
 
 // One group: read whole for its amax, then quantized into the pool, its scale stored.
-// ahead: where a later group's source starts, for the contiguous loops to prefetch (or null).
 template <typename Src, QuantizedFormat kFormat>
-void quantize_group(const StateLayout& layout, char* dst, const char* src, float* scale, float qmax,
-                    const char* ahead) {
-  if (layout.ndim == 0 ||
-      (layout.ndim == 1 && layout.dst_strides[0] == 1 && layout.src_strides[0] == 1)) {
-    const Src* values = reinterpret_cast<const Src*>(src);
-    uint8_t* quantized = reinterpret_cast<uint8_t*>(dst);
-#if defined(__x86_64__)
-    switch (cpu_capability()) {
-      case CpuCapability::kAvx512:
-        return quantize_contiguous_avx512<Src, kFormat>(values, quantized, layout.numel, scale,
-                                                        qmax, ahead);
-      case CpuCapability::kAvx2:
-        return quantize_contiguous_avx2<Src, kFormat>(values, quantized, layout.numel, scale, qmax,
-                                                      ahead);
-      case CpuCapability::kDefault: break;
-    }
-#endif
-    quantize_contiguous<Src, kFormat>(values, quantized, layout.numel, scale, qmax, ahead);
+void quantize_group(const StateLayout& layout, char* dst, const char* src, float* scale,
+                    float qmax) {
+  if (is_one_run(layout)) {
+    quantize_consecutive_groups<Src, kFormat>(reinterpret_cast<const Src*>(src),
+                                              reinterpret_cast<uint8_t*>(dst), scale, 0, 1,
+                                              layout.numel, qmax);
     return;
   }
   float amax = 0;
@@ -291,24 +382,31 @@ class GroupCursor {
     divide(copy_layer, copy.num_layers, &which_, &layer_);
   }
 
-  // The group the cursor is at; the cursor moves on to the next.
-  GroupAt take() {
+  // The group the cursor is at.
+  GroupAt at() const {
     const ResolvedCopy& target = copies_[which_];
     int64_t dst_offset;
     int64_t src_offset;
     int64_t scale_offset;
     quantized_.group_offsets(group_, &dst_offset, &src_offset, &scale_offset);
-    const GroupAt at{copy_.dst_state(layer_, target.slot) + dst_offset * copy_.dst_elem_size,
-                     copy_.src_state(layer_, target) + src_offset * copy_.src_elem_size,
-                     quantized_.slot_scales(layer_, target.slot) + scale_offset};
-    if (++group_ == quantized_.groups.count) {
+    return {copy_.dst_state(layer_, target.slot) + dst_offset * copy_.dst_elem_size,
+            copy_.src_state(layer_, target) + src_offset * copy_.src_elem_size,
+            quantized_.slot_scales(layer_, target.slot) + scale_offset};
+  }
+
+  // The groups of its state from the one the cursor is at on.
+  int64_t left_in_state() const { return quantized_.groups.count - group_; }
+
+  // Moves on by `groups`, at most left_in_state().
+  void advance(int64_t groups) {
+    group_ += groups;
+    if (group_ == quantized_.groups.count) {
       group_ = 0;
       if (++layer_ == copy_.num_layers) {
         layer_ = 0;
         ++which_;
       }
     }
-    return at;
   }
 
  private:
@@ -320,21 +418,34 @@ class GroupCursor {
   int64_t group_;
 };
 
-// Groups [begin, end) of a kind quantized on commit. Each group prefetches the source of the
-// group about kPrefetchDistanceBytes further on, within [begin, end).
+// Groups [begin, end) of a kind quantized on commit. Where a state's groups lie one after another
+// in one run (the common layouts: vLLM's, SGLang's), each state's part in one call; else group by
+// group.
 void quantize_groups(const StateCopy& copy, const QuantizedCopy& quantized,
                      const ResolvedCopies& copies, int64_t begin, int64_t end) {
-  const int64_t group_bytes = std::max<int64_t>(1, copy.layout.numel * copy.src_elem_size);
-  const int64_t distance = std::max<int64_t>(1, kPrefetchDistanceBytes / group_bytes);
+  const GroupLayout& groups = quantized.groups;
+  const int64_t group_size = copy.layout.numel;
+  const bool consecutive =
+      is_one_run(copy.layout) &&
+      (groups.ndim == 0 || (groups.ndim == 1 && groups.dst_strides[0] == group_size &&
+                            groups.src_strides[0] == group_size));
+  const int64_t scale_stride = groups.ndim == 1 ? groups.scale_strides[0] : 0;
   GroupCursor cursor(copy, quantized, copies, begin);
-  GroupCursor ahead(copy, quantized, copies, std::min(begin + distance, end));
   visit_quantization(quantized.source, quantized.format, [&](auto types) {
-    using Types = decltype(types);
-    for (int64_t position = begin; position < end; ++position) {
-      const GroupAt at = cursor.take();
-      const char* later = position + distance < end ? ahead.take().src : nullptr;
-      quantize_group<typename Types::Source, Types::format>(copy.layout, at.dst, at.src, at.scale,
-                                                            quantized.qmax, later);
+    using Src = typename decltype(types)::Source;
+    constexpr QuantizedFormat kFormat = decltype(types)::format;
+    for (int64_t position = begin; position < end;) {
+      const GroupAt at = cursor.at();
+      const int64_t run = consecutive ? std::min(end - position, cursor.left_in_state()) : 1;
+      if (consecutive) {
+        quantize_consecutive_groups<Src, kFormat>(reinterpret_cast<const Src*>(at.src),
+                                                  reinterpret_cast<uint8_t*>(at.dst), at.scale,
+                                                  scale_stride, run, group_size, quantized.qmax);
+      } else {
+        quantize_group<Src, kFormat>(copy.layout, at.dst, at.src, at.scale, quantized.qmax);
+      }
+      cursor.advance(run);
+      position += run;
     }
   });
 }
