@@ -34,20 +34,23 @@ class Backend:
     name: str  # "compiled" or "python"
     cuda: str  # what serves CUDA tensors: "compiled", "python" (fallback), or "none"
     library: str | None  # the loaded library's path
-    build: dict[str, str]  # the library's build facts: torch, target, cuda, archs
+    # The library's build_info: its build (torch, target, cuda, archs) and the instructions its
+    # CPU kernel's quantize loops run with in this process (cpu: default, avx2 or avx512).
+    build: dict[str, str]
     reason: str
 
     def __str__(self) -> str:
         where = f" ({self.library})" if self.library else ""
-        facts = ", ".join(f"{key} {value}" for key, value in self.build.items())
+        facts = ", ".join(f"{key} {value}" for key, value in self.build.items() if key != "cpu")
         built = f"; built with {facts}" if facts else ""
-        return f"{self.name}{where}; CUDA tensors: {self.cuda}{built}; {self.reason}"
+        loops = f"; CPU loops: {self.build['cpu']}" if "cpu" in self.build else ""
+        return f"{self.name}{where}; CUDA tensors: {self.cuda}{built}{loops}; {self.reason}"
 
 
 def parse_build_info(info: str) -> dict[str, str]:
-    """The library's 'torch=2.14.1;target=2.10;cuda=13000;archs=800,900' (CUDART_VERSION and
-    nvcc's __CUDA_ARCH_LIST__) as {'torch': '2.14.1', 'target': '2.10', 'cuda': '13.0',
-    'archs': '8.0,9.0'}."""
+    """The library's 'torch=2.14.1;target=2.10;cuda=13000;archs=800,900;cpu=avx512'
+    (CUDART_VERSION and nvcc's __CUDA_ARCH_LIST__) as {'torch': '2.14.1', 'target': '2.10',
+    'cuda': '13.0', 'archs': '8.0,9.0', 'cpu': 'avx512'}."""
     build = dict(item.split("=", 1) for item in info.split(";") if "=" in item)
     if build.get("cuda", "none") != "none":
         version = int(build["cuda"])

@@ -49,7 +49,7 @@ def quantize(x: torch.Tensor, state_dims: int, groups, dtype: torch.dtype, qmax:
         amax = x.new_zeros([1 if d in within else n for d, n in enumerate(x.shape)])
     elif within:
         amax = x.abs().amax(dim=within, keepdim=True)
-    else:  # groups of one element (amax over no dim would be over all of them)
+    else:  # a state of no dims, one element (amax over no dim would be over all of them)
         amax = x.abs()
     qmax_float = torch.tensor(qmax, dtype=torch.float32, device=x.device)
     scales = amax / qmax_float  # a tensor divisor: IEEE division on every device

@@ -33,7 +33,8 @@ def test_backend_reports_build_facts():
         assert backend.cuda == "compiled"
         assert backend.build["archs"], "a CUDA build lists its architectures"
     assert backend.library and Path(backend.library).exists()
-    assert "compiled" in str(backend)
+    assert backend.build["cpu"] in ("default", "avx2", "avx512")
+    assert "compiled" in str(backend) and f"CPU loops: {backend.build['cpu']}" in str(backend)
     # The facts come from the library's own operator, which C++ servers call too.
     assert _loader.parse_build_info(torch.ops.mamba_state.build_info()) == backend.build
 
@@ -163,11 +164,13 @@ def test_unbuilt_library_says_build(monkeypatch):
 
 
 def test_build_facts_are_readable():
-    assert _loader.parse_build_info("torch=2.14.1;target=2.10;cuda=12080;archs=800,900,1000") == {
+    info = "torch=2.14.1;target=2.10;cuda=12080;archs=800,900,1000;cpu=avx2"
+    assert _loader.parse_build_info(info) == {
         "torch": "2.14.1",
         "target": "2.10",
         "cuda": "12.8",
         "archs": "8.0,9.0,10.0",
+        "cpu": "avx2",
     }
     assert _loader.parse_build_info("torch=2.10.0;target=2.10;cuda=none") == {
         "torch": "2.10.0",

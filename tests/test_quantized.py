@@ -247,7 +247,7 @@ def test_strided_pools_and_caches(name, device, layout, groups_name):
 @pytest.mark.parametrize(
     "state,groups,layout",
     [
-        ((4, 96, 128), (4, 3), "contiguous"),  # groups of 48 KiB of float32 source
+        ((4, 96, 128), (4, 3), "contiguous"),  # groups of 16 KiB of float32 source
         ((4, 96, 128), (4, 96), "contiguous"),  # groups of 128 values
         ((4, 96, 128), (4, 96), "sliced"),  # the same groups, not one run: group by group
     ],
@@ -522,12 +522,23 @@ def test_cuda_graph_replays_a_quantized_commit_with_new_indices():
 
 @COMPILED
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64's CPU capabilities")
-@pytest.mark.parametrize("capability", ["default", "avx2"])
+@pytest.mark.parametrize("capability", ["default", "avx2", "avx512"])
 def test_the_cpu_kernel_at_each_cpu_capability(capability):
     """The CPU kernel's quantize loops are built for x86-64's baseline, AVX2 and AVX-512, the
-    widest the CPU has chosen at run time (as in this process) unless ATEN_CPU_CAPABILITY caps
-    it: this file's CPU cases of the operator, in a process with the cap."""
+    widest the CPU has chosen at run time unless ATEN_CPU_CAPABILITY caps it: in a process with
+    the cap, the library reports the loops it chose (build_info's cpu) and this file's CPU cases
+    of the operator pass."""
+    widest = torch.backends.cpu.get_cpu_capability().lower()  # torch's choice, uncapped here
+    order = ["default", "avx2", "avx512"]
+    if order.index(widest) < order.index(capability):
+        pytest.skip(f"this CPU runs {widest} at most")
     env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
+    report = "import mamba_state_ext, torch; print(torch.ops.mamba_state.build_info())"
+    info = subprocess.run(
+        [sys.executable, "-c", report], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert info.returncode == 0, info.stderr[-3000:]
+    assert info.stdout.strip().endswith(f";cpu={capability}"), info.stdout
     cases = "op-cpu and not cpu_capability"
     command = [
         sys.executable,

@@ -17,7 +17,7 @@ std::string cuda_build_info() {
 std::string build_info() {
   constexpr unsigned long long target = TORCH_TARGET_VERSION;
   return concat("torch=", TORCH_VERSION, ";target=", target >> 56, ".", (target >> 48) & 0xff, ";",
-                cuda_build_info());
+                cuda_build_info(), ";cpu=", cpu_loops());
 }
 
 }  // namespace mamba_state

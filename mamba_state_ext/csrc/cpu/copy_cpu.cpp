@@ -14,6 +14,7 @@
 #include <immintrin.h>
 #endif
 
+#include "../build_info.h"
 #include "../call.h"
 #include "../checks.h"
 #include "../inline_vector.h"
@@ -552,4 +553,16 @@ const bool registered = mamba_state_operators().implement(
     __FILE__, __LINE__);
 
 }  // namespace
+
+const char* cpu_loops() {
+#if defined(__x86_64__)
+  switch (cpu_capability()) {
+    case CpuCapability::kAvx512: return "avx512";
+    case CpuCapability::kAvx2: return "avx2";
+    case CpuCapability::kDefault: break;
+  }
+#endif
+  return "default";
+}
+
 }  // namespace mamba_state
