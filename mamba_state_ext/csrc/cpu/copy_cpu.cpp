@@ -28,11 +28,14 @@ namespace {
 // Work is split into pieces of about this many bytes, so that large SSM entries and small conv
 // entries alike spread evenly over threads.
 constexpr int64_t kPieceBytes = 64 * 1024;
-constexpr int64_t kCacheLineBytes = 64;
-// A quantized group's values are quantized in chunks of this many source bytes, each asking for
-// as many bytes of a later group's source, one about kPrefetchDistanceBytes further on.
+// A group of at most this many source bytes has its amax read in the loop that quantizes the
+// group before it; a larger one and the one after it would not both stay in L1 (32 KiB or more),
+// and is read in a pass of its own.
+constexpr int64_t kPipelinedGroupBytes = 4096;
+// A larger group is quantized in chunks of this many source bytes, each asking for the same
+// chunk of the next group, which its amax pass reads next.
 constexpr int64_t kPrefetchChunkBytes = 512;
-constexpr int64_t kPrefetchDistanceBytes = 4096;
+constexpr int64_t kCacheLineBytes = 64;
 
 template <typename Element>
 void copy_run(char* dst, int64_t dst_step, const char* src, int64_t src_step, int64_t count) {
@@ -160,73 +163,91 @@ void for_each_element(const StateLayout& layout, char* dst, int64_t dst_size, co
   }
 }
 
+// The loops of a contiguous group: the largest magnitude's bits of a run of values (an integer
+// max, which vectorizes), and the run quantized with its group's nonzero scale while the next
+// group's amax is read in the same loop (next, of as many values; null: none, 0), so that one
+// group's arithmetic overlaps the next one's loads. The portable loops, which the compiler
+// vectorizes.
+template <typename Src, QuantizedFormat kFormat>
+struct PortableRun {
+  __attribute__((always_inline)) static uint32_t amax_bits(const Src* values, int64_t count) {
+    uint32_t bits = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      bits = std::max(bits, magnitude_bits(static_cast<float>(values[i])));
+    }
+    return bits;
+  }
+
+  __attribute__((always_inline)) static uint32_t quantize(const Src* values, uint8_t* quantized,
+                                                          int64_t count, float scale, float qmax,
+                                                          const Src* next) {
+    if (next == nullptr) {
+      for (int64_t i = 0; i < count; ++i) {
+        quantized[i] = quantize_scaled<kFormat>(static_cast<float>(values[i]), scale, qmax);
+      }
+      return 0;
+    }
+    uint32_t next_bits = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      next_bits = std::max(next_bits, magnitude_bits(static_cast<float>(next[i])));
+      quantized[i] = quantize_scaled<kFormat>(static_cast<float>(values[i]), scale, qmax);
+    }
+    return next_bits;
+  }
+};
+
 void prefetch_lines(const char* begin, int64_t bytes) {
   for (int64_t line = 0; line < bytes; line += kCacheLineBytes) {
     __builtin_prefetch(begin + line, 0, 2);
   }
 }
 
-// A run of a group's values quantized with its nonzero scale: the portable loop, which the
-// compiler vectorizes.
-template <typename Src, QuantizedFormat kFormat>
-struct PortableRun {
-  __attribute__((always_inline)) static void quantize(const Src* values, uint8_t* quantized,
-                                                      int64_t count, float scale, float qmax) {
-    for (int64_t i = 0; i < count; ++i) {
-      quantized[i] = quantize_scaled<kFormat>(static_cast<float>(values[i]), scale, qmax);
+// A large group's values quantized chunk by chunk, each chunk asking for the same chunk of the
+// next group's source (next; null: none).
+template <typename Src, QuantizedFormat kFormat, typename Run>
+__attribute__((always_inline)) inline void quantize_prefetching(const Src* values,
+                                                                uint8_t* quantized, int64_t count,
+                                                                float scale, float qmax,
+                                                                const Src* next) {
+  constexpr int64_t kChunk = kPrefetchChunkBytes / sizeof(Src);  // values per chunk
+  int64_t i = 0;
+  if (next != nullptr) {
+    for (; i + kChunk <= count; i += kChunk) {
+      prefetch_lines(reinterpret_cast<const char*>(next + i), kPrefetchChunkBytes);
+      Run::quantize(values + i, quantized + i, kChunk, scale, qmax, nullptr);
     }
   }
-};
-
-// A contiguous group, the common case: its amax, then its values quantized (Run), in loops the
-// compiler vectorizes (an integer max of magnitude_bits for the amax). The first loop waits on
-// memory, the second on arithmetic; so that a thread's memory and arithmetic overlap, the second
-// asks for a later group's source (ahead, of the same size, or null), chunk by chunk.
-template <typename Src, QuantizedFormat kFormat, typename Run = PortableRun<Src, kFormat>>
-__attribute__((always_inline)) inline void quantize_contiguous(const Src* values,
-                                                               uint8_t* quantized, int64_t count,
-                                                               float* scale, float qmax,
-                                                               const char* ahead) {
-  uint32_t amax_bits = 0;
-  for (int64_t i = 0; i < count; ++i) {
-    amax_bits = std::max(amax_bits, magnitude_bits(static_cast<float>(values[i])));
-  }
-  const float group_scale = amax_of_bits(amax_bits) / qmax;
-  *scale = group_scale;
-  const int64_t bytes = count * static_cast<int64_t>(sizeof(Src));
-  if (ahead != nullptr && bytes <= kPrefetchChunkBytes) prefetch_lines(ahead, bytes);
-  if (group_scale == 0) {
-    std::memset(quantized, 0, static_cast<size_t>(count));
-    return;
-  }
-  constexpr int64_t kChunk = kPrefetchChunkBytes / sizeof(Src);  // elements per chunk
-  const int64_t whole_chunks = ahead == nullptr ? 0 : count / kChunk;
-  for (int64_t chunk = 0; chunk < whole_chunks; ++chunk) {
-    prefetch_lines(ahead + chunk * kPrefetchChunkBytes, kPrefetchChunkBytes);
-    Run::quantize(values + chunk * kChunk, quantized + chunk * kChunk, kChunk, group_scale, qmax);
-  }
-  const int64_t done = whole_chunks * kChunk;
-  Run::quantize(values + done, quantized + done, count - done, group_scale, qmax);
+  Run::quantize(values + i, quantized + i, count - i, scale, qmax, nullptr);
 }
 
 // Groups that lie one after another, each a contiguous run of group_size values, their scales
-// scale_stride apart: one call for all of them, each group asking for the source about
-// kPrefetchDistanceBytes further on (within these groups).
+// scale_stride apart: each group's amax, then its values quantized (a group whose scale is 0
+// stores zeros). A small group's amax is read in the loop that quantizes the group before it; a
+// large one's in a pass of its own, which the loop before it prefetches for.
 template <typename Src, QuantizedFormat kFormat, typename Run = PortableRun<Src, kFormat>>
 __attribute__((always_inline)) inline void quantize_consecutive(const Src* values,
                                                                 uint8_t* quantized, float* scales,
                                                                 int64_t scale_stride,
                                                                 int64_t num_groups,
                                                                 int64_t group_size, float qmax) {
-  const int64_t group_bytes = std::max<int64_t>(1, group_size * sizeof(Src));
-  const int64_t distance = std::max<int64_t>(1, kPrefetchDistanceBytes / group_bytes);
+  const bool pipelined = group_size * static_cast<int64_t>(sizeof(Src)) <= kPipelinedGroupBytes;
+  uint32_t amax_bits = Run::amax_bits(values, group_size);
   for (int64_t group = 0; group < num_groups; ++group) {
     const int64_t first = group * group_size;
-    const char* ahead = group + distance < num_groups
-                            ? reinterpret_cast<const char*>(values + first + distance * group_size)
-                            : nullptr;
-    quantize_contiguous<Src, kFormat, Run>(values + first, quantized + first, group_size,
-                                           scales + group * scale_stride, qmax, ahead);
+    const Src* next = group + 1 < num_groups ? values + first + group_size : nullptr;
+    const float scale = amax_of_bits(amax_bits) / qmax;
+    scales[group * scale_stride] = scale;
+    const bool fused = pipelined && scale != 0;
+    amax_bits = 0;
+    if (scale == 0) {
+      std::memset(quantized + first, 0, static_cast<size_t>(group_size));
+    } else if (fused) {
+      amax_bits = Run::quantize(values + first, quantized + first, group_size, scale, qmax, next);
+    } else {
+      quantize_prefetching<Src, kFormat, Run>(values + first, quantized + first, group_size, scale,
+                                              qmax, next);
+    }
+    if (next != nullptr && !fused) amax_bits = Run::amax_bits(next, group_size);
   }
 }
 
@@ -285,22 +306,38 @@ __attribute__((always_inline, MAMBA_STATE_AVX512)) inline __m512 load_floats(con
 // NaN to -qmax as the portable clamp does.
 template <typename Src, QuantizedFormat kFormat>
 struct Avx512Run {
-  __attribute__((MAMBA_STATE_AVX512)) static void quantize(const Src* values, uint8_t* quantized,
-                                                           int64_t count, float scale, float qmax) {
-    int64_t i = 0;
-    if constexpr (kFormat == QuantizedFormat::kInt8) {
+  __attribute__((always_inline)) static uint32_t amax_bits(const Src* values, int64_t count) {
+    return PortableRun<Src, kFormat>::amax_bits(values, count);
+  }
+
+  __attribute__((MAMBA_STATE_AVX512)) static uint32_t quantize(const Src* values,
+                                                               uint8_t* quantized, int64_t count,
+                                                               float scale, float qmax,
+                                                               const Src* next) {
+    if constexpr (kFormat != QuantizedFormat::kInt8) {
+      return PortableRun<Src, kFormat>::quantize(values, quantized, count, scale, qmax, next);
+    } else {
       const __m512 divisor = _mm512_set1_ps(scale);
       const __m512 low = _mm512_set1_ps(-qmax);
       const __m512 high = _mm512_set1_ps(qmax);
+      const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
+      __m512i next_bits = _mm512_setzero_si512();
+      int64_t i = 0;
       for (; i + 16 <= count; i += 16) {
+        if (next != nullptr) {
+          const __m512i bits = _mm512_castps_si512(load_floats(next + i));
+          next_bits = _mm512_max_epu32(next_bits, _mm512_and_si512(bits, magnitude));
+        }
         const __m512 q = _mm512_div_ps(load_floats(values + i), divisor);
         const __m512 clamped = _mm512_min_ps(_mm512_max_ps(q, low), high);
         const __m512i rounded =
             _mm512_cvt_roundps_epi32(clamped, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         _mm_storeu_si128(reinterpret_cast<__m128i*>(quantized + i), _mm512_cvtepi32_epi8(rounded));
       }
+      const uint32_t tail_bits = PortableRun<Src, kFormat>::quantize(
+          values + i, quantized + i, count - i, scale, qmax, next == nullptr ? nullptr : next + i);
+      return std::max(static_cast<uint32_t>(_mm512_reduce_max_epu32(next_bits)), tail_bits);
     }
-    PortableRun<Src, kFormat>::quantize(values + i, quantized + i, count - i, scale, qmax);
   }
 };
 
