@@ -34,7 +34,8 @@ LAYERS, SLOTS, ROWS, STEPS = 3, 11, 7, 5
 SOURCES = (torch.float32, torch.float16, torch.bfloat16)
 # (state shape E, scale shape S): SGLang #40706's [H, V/32] over [H, V, K]; vLLM's [H, D] over
 # [H, D, N]; one scale for the whole state; a scale per element; blocks that are not runs; a
-# group that is not a power-of-two number of 16-byte units.
+# group that is not a power-of-two number of 16-byte units; groups of 1100 values (more than the
+# CPU kernel's 4 KiB of float32 it pipelines, not a whole number of its vectors or chunks).
 GROUPS = {
     "sglang": ((2, 64, 16), (2, 2)),
     "vllm": ((2, 8, 16), (2, 8)),
@@ -42,6 +43,7 @@ GROUPS = {
     "element": ((4, 6), (4, 6)),
     "blocks": ((4, 6, 5), (2, 3)),
     "odd": ((6, 100), (3,)),
+    "large": ((2, 1100), (2,)),
 }
 
 
@@ -303,11 +305,12 @@ def test_quant_max(name, quant_max):
 
 
 @pytest.mark.parametrize("name,device", implementation_params())
-def test_groups_of_zeros_and_groups_whose_scale_underflows(name, device):
+@pytest.mark.parametrize("width", [8, 40])
+def test_groups_of_zeros_and_groups_whose_scale_underflows(name, device, width):
     """Scale 0 and zeros (all bits 0) for a group of zeros (-0.0 too) and for one whose
-    amax / qmax underflows to 0."""
+    amax / qmax underflows to 0, before groups that are neither."""
     generator = torch.Generator().manual_seed(6)
-    kinds = [Kind((4, 8), (4,), torch.float8_e4m3fn, torch.float32, generator, device)]
+    kinds = [Kind((4, width), (4,), torch.float8_e4m3fn, torch.float32, generator, device)]
     kinds[0].cache[:, :, :, 0] = -0.0
     kinds[0].cache[:, :, :, 1] = 1e-45
     slots, _, _ = check(name, device, kinds)
@@ -345,17 +348,19 @@ def test_rounding_ties_as_torch_converts(name, device):
 
 
 @pytest.mark.parametrize("name,device", implementation_params())
-def test_non_finite_input_stays_in_its_group(name, device):
-    """A NaN and an infinity, each in a group of their own: those groups' scales are not
-    finite; every other group, slot and kind is what the reference writes."""
+@pytest.mark.parametrize("width", [8, 40])
+def test_non_finite_input_stays_in_its_group(name, device, width):
+    """A NaN and an infinity, each in a group of their own between finite ones (at 40 values,
+    past the CPU kernel's first vector of 16): those groups' scales are not finite; every other
+    group, slot and kind is what the reference writes."""
     generator = torch.Generator().manual_seed(9)
     kinds = [
-        Kind((4, 8), (4,), torch.int8, torch.float32, generator, device),
+        Kind((4, width), (4,), torch.int8, torch.float32, generator, device),
         Kind((6, 3), None, torch.float32, torch.float32, generator, device),
     ]
     finite_cache = kinds[0].cache.clone()
-    kinds[0].cache[:, :, :, 1, 3] = math.nan
-    kinds[0].cache[:, :, :, 2, 0] = math.inf
+    kinds[0].cache[:, :, :, 1, width - 3] = math.nan
+    kinds[0].cache[:, :, :, 2, width // 2] = math.inf
     slots, steps, rows = make_indices(ROWS, SLOTS, ROWS, STEPS, generator, device=device)
     dirty = kinds[0].cache
     kinds[0].cache = finite_cache  # the reference of the finite groups
