@@ -9,10 +9,10 @@
 #include <torch/headeronly/util/Float8_e4m3fn.h>
 #include <torch/headeronly/util/Float8_e5m2.h>
 #include <torch/headeronly/util/Half.h>
+#include <torch/headeronly/util/floating_point_utils.h>
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 
 #include "macros.h"
@@ -30,33 +30,14 @@ MAMBA_STATE_HOST_DEVICE float max_magnitude(float a, float b) {
   return (magnitude > a || magnitude != magnitude) && a == a ? magnitude : a;
 }
 
-MAMBA_STATE_HOST_DEVICE uint32_t float_bits(float x) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(x);
-#else
-  uint32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  return bits;
-#endif
-}
-
-MAMBA_STATE_HOST_DEVICE float bits_float(uint32_t bits) {
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(bits);
-#else
-  float x;
-  std::memcpy(&x, &bits, sizeof x);
-  return x;
-#endif
-}
-
 // |x|'s bits, which order as |x| does for every x, a NaN's above infinity's: the CPU kernel's
 // amax is the largest of these (an integer max, which vectorizes), then amax_of_bits.
 MAMBA_STATE_HOST_DEVICE uint32_t magnitude_bits(float x) {
-  return float_bits(x) & 0x7fffffffu;
+  return c10::detail::fp32_to_bits(x) & 0x7fffffffu;
 }
 MAMBA_STATE_HOST_DEVICE float amax_of_bits(uint32_t bits) {
-  return bits > 0x7f800000u ? std::numeric_limits<float>::quiet_NaN() : bits_float(bits);
+  return bits > 0x7f800000u ? std::numeric_limits<float>::quiet_NaN()
+                            : c10::detail::fp32_from_bits(bits);
 }
 
 // The float8 bits of a finite q, |q| at most the format's largest value, rounded to nearest even
@@ -68,15 +49,16 @@ MAMBA_STATE_HOST_DEVICE uint8_t float8_bits(float q) {
   constexpr int kShift = 23 - kMantissaBits;
   constexpr uint32_t kSmallestNormal = uint32_t(127 - kBias + 1) << 23;
   constexpr uint32_t kDenormalOffset = uint32_t(127 - kBias + kShift + 1) << 23;
-  const uint32_t bits = float_bits(q);
-  const uint32_t magnitude = bits & 0x7fffffffu;
+  using c10::detail::fp32_from_bits;
+  using c10::detail::fp32_to_bits;
+  const uint32_t magnitude = magnitude_bits(q);
   const uint32_t denormal =
-      float_bits(bits_float(magnitude) + bits_float(kDenormalOffset)) - kDenormalOffset;
+      fp32_to_bits(fp32_from_bits(magnitude) + fp32_from_bits(kDenormalOffset)) - kDenormalOffset;
   const uint32_t normal = (magnitude - (uint32_t(127 - kBias) << 23) + ((1u << (kShift - 1)) - 1) +
                            ((magnitude >> kShift) & 1)) >>
                           kShift;
   return static_cast<uint8_t>((magnitude < kSmallestNormal ? denormal : normal) |
-                              (bits >> 24 & 0x80));
+                              (fp32_to_bits(q) >> 24 & 0x80));
 }
 
 // One value's bits in the pool's dtype, from x and its group's nonzero scale. The clamp is
