@@ -23,7 +23,9 @@ from . import build_config, fallback
 
 BACKEND_ENV = "MAMBA_STATE_EXT_BACKEND"
 LIBRARY_ENV = "MAMBA_STATE_EXT_LIBRARY"
-BUILD = "pip install --no-build-isolation -e ."
+# How to build the library; a released wheel ships it built.
+BUILD = "pip install --no-build-isolation . (in a checkout or an unpacked sdist; docs/building.md)"
+# The package's extension module: mamba_state_ext/_C.abi3.so.
 LIBRARY_NAME = "_C"
 
 
@@ -110,7 +112,7 @@ def _load_library() -> tuple[str, dict[str, str]]:
         if found is None:
             raise ImportError(
                 f"the compiled library mamba_state_ext/{LIBRARY_NAME}.abi3.so is "
-                f"not built; build it with: {BUILD}"
+                f"not built; build it with: {BUILD}, or install a released wheel"
             )
         path, what = str(found), f"the compiled library {found}"
     try:
@@ -139,7 +141,8 @@ def _read_build_info(what: str) -> dict[str, str]:
     if not hasattr(torch.ops.mamba_state, "build_info"):
         raise RuntimeError(
             f"{what} has no mamba_state::build_info operator: it was built from "
-            f"another version of mamba_state_ext; rebuild it with: {BUILD}"
+            f"another version of mamba_state_ext; rebuild it with: {BUILD}, or reinstall a "
+            "released wheel"
         )
     return parse_build_info(torch.ops.mamba_state.build_info())
 

@@ -52,7 +52,10 @@ def commit_verified_states(
         state_scales, intermediate_scales, quant_max: quantized pools, as ``update`` takes
             them; the track copies are quantized the same way.
         check: validate the indices first (a host sync): ranges, and no slot written twice by
-            the commit and the track copies together.
+            the commit and the track copies together. The checks are ``update``'s, and their
+            errors name its arguments: ``slots`` (``state_indices``), ``steps`` (``accepted``,
+            with ``step_offset`` -1 for lengths), ``track_slots`` (``track_indices``) and
+            ``track_steps`` (``steps_to_track``).
 
     The whole commit, track copies included, is one operator call: one kernel launch on CUDA,
     one parallel pass on the CPU, with the index tensors used as they are. ``check`` defaults to
@@ -81,7 +84,7 @@ def commit_verified_states(
             **scales,
         )
         return
-    # The hot path: straight to the operator (update's keyword handling costs a microsecond).
+    # The hot path: straight to the operator, without update's argument handling.
     states, intermediates = as_list(states, "states"), as_list(intermediates, "intermediates")
     raw = {}
     if state_scales is not None or intermediate_scales is not None or quant_max is not None:

@@ -18,7 +18,8 @@ import torch
 
 from . import _loader, build_config
 
-LIBRARY_NAME = "mamba_state_ops"
+# The built library's name, as the CMake build names its own (libmamba_state_ops.so there).
+JIT_LIBRARY_NAME = "mamba_state_ops"
 
 
 def _arch_flags(cuda_home: str) -> list[str]:
@@ -35,7 +36,8 @@ def default_build_directory(with_cuda: bool) -> Path:
     import torch.utils.cpp_extension as cpp_extension
 
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
-    return Path(root) / f"{LIBRARY_NAME}-torch{torch.__version__}-{'cuda' if with_cuda else 'cpu'}"
+    flavour = "cuda" if with_cuda else "cpu"
+    return Path(root) / f"{JIT_LIBRARY_NAME}-torch{torch.__version__}-{flavour}"
 
 
 def load(
@@ -79,11 +81,11 @@ def load(
     cuda_flags = []
     if with_cuda:
         cuda_flags = build_config.nvcc_flags() + _arch_flags(os.environ["CUDA_HOME"])
-    path = str(Path(build_directory) / f"{LIBRARY_NAME}.so")
+    path = str(Path(build_directory) / f"{JIT_LIBRARY_NAME}.so")
 
     def build_and_load() -> str:
         cpp_extension.load(
-            name=LIBRARY_NAME,
+            name=JIT_LIBRARY_NAME,
             sources=sources,
             build_directory=str(build_directory),
             extra_cflags=build_config.cxx_flags(with_cuda),

@@ -6,9 +6,9 @@ Compiles mamba_state_ext/csrc/cuda/copy_cuda.cu to a cubin with the build's own 
 (cuobjdump, from the CUDA toolkit or the triton wheel that comes with torch). It fails unless, for
 every architecture: no spills, no stack frame, no local-memory instruction (LDL/STL), 128-bit
 global loads and stores present (LDG.E.128 / STG.E.128, the vectorized path) with at least
-UNITS_IN_FLIGHT of those loads issued before the first store, and registers within the budget that
-keeps two 256-thread blocks resident per SM (kMinBlocksPerMultiprocessor in
-mamba_state_ext/csrc/grid/grid.h).
+kUnitsPerThread of those loads issued before the first store, and registers within the budget that
+keeps kMinBlocksPerMultiprocessor blocks of kThreadsPerBlock threads resident per SM (both read
+from mamba_state_ext/csrc/grid/grid.h).
 
     python scripts/check_sass.py                 # sm_90
     python scripts/check_sass.py --arch 8.0 9.0 10.0
@@ -33,8 +33,21 @@ from source_tree import build_config
 
 KERNEL_SOURCE = build_config.SOURCE_DIR / "cuda" / "copy_cuda.cu"
 KERNEL_NAME = "copy_kernel"
-REGISTER_BUDGET = 128  # 65536 registers / (kMinBlocksPerMultiprocessor 2 x 256 threads)
-UNITS_IN_FLIGHT = 4  # kUnitsPerThread in mamba_state_ext/csrc/grid/grid.h
+GRID_HEADER = build_config.SOURCE_DIR / "grid" / "grid.h"
+REGISTERS_PER_SM = 65536
+
+
+def grid_default(name: str) -> int:
+    """A kernel switch's default (grid.h's ``#define NAME value``), read from grid.h."""
+    match = re.search(rf"^#define {name} (\d+)$", GRID_HEADER.read_text(), re.M)
+    assert match, f"{GRID_HEADER} defines no {name}"
+    return int(match.group(1))
+
+
+def threads_per_block() -> int:
+    match = re.search(r"kThreadsPerBlock = (\d+);", GRID_HEADER.read_text())
+    assert match, f"{GRID_HEADER} defines no kThreadsPerBlock"
+    return int(match.group(1))
 
 
 def find_cuobjdump(cuda_home: str) -> str:
@@ -131,7 +144,10 @@ def check(arch: str, cuda_home: str, cuobjdump: str, defines: list[str]) -> list
     )
     problems = []
     switches = dict(define.split("=", 1) for define in defines)
-    budget = REGISTER_BUDGET * 2 // int(switches.get("MAMBA_STATE_MIN_BLOCKS_PER_SM", 2))
+    blocks = int(
+        switches.get("MAMBA_STATE_MIN_BLOCKS_PER_SM", grid_default("MAMBA_STATE_MIN_BLOCKS_PER_SM"))
+    )
+    budget = REGISTERS_PER_SM // (blocks * threads_per_block())
     if resources["registers"] > budget:
         problems.append(f"{resources['registers']} registers > budget {budget}")
     if resources["stack_bytes"] or resources["spill_store_bytes"] or resources["spill_load_bytes"]:
@@ -140,7 +156,9 @@ def check(arch: str, cuda_home: str, cuobjdump: str, defines: list[str]) -> list
         problems.append("local-memory instructions (LDL/STL)")
     if not counts["LDG.E.128"] or not counts["STG.E.128"]:
         problems.append("no 128-bit global loads/stores")
-    in_flight = int(switches.get("MAMBA_STATE_UNITS_PER_THREAD", UNITS_IN_FLIGHT))
+    in_flight = int(
+        switches.get("MAMBA_STATE_UNITS_PER_THREAD", grid_default("MAMBA_STATE_UNITS_PER_THREAD"))
+    )
     if counts["loads_before_store"] < in_flight:
         problems.append(f"fewer than {in_flight} 128-bit loads in flight before a store")
     hopper = float(arch.removesuffix("+PTX").rstrip("a")) >= 9.0
@@ -179,7 +197,9 @@ def main() -> int:
         print(f"FAIL {problem}")
     if not problems:
         switches = dict(define.split("=", 1) for define in arguments.define)
-        in_flight = switches.get("MAMBA_STATE_UNITS_PER_THREAD", UNITS_IN_FLIGHT)
+        in_flight = switches.get(
+            "MAMBA_STATE_UNITS_PER_THREAD", grid_default("MAMBA_STATE_UNITS_PER_THREAD")
+        )
         print(
             "OK: no spills, no local memory, 128-bit loads and stores, "
             f"{in_flight} loads in flight before a store"

@@ -2,8 +2,8 @@
 
 test_errors.py runs each case on every surface it names, and every case the raw operator raises
 against the compiled operator in a child process on every device (a crash is then that case's
-failure); the README's error table is this table (``python tests/error_cases.py`` prints it;
-test_readme.py checks they agree). Each case edits a valid CPU call of its operator
+failure); docs/contract.md's error table is this table (``python tests/error_cases.py`` prints
+it; test_docs.py checks they agree). Each case edits a valid CPU call of its operator
 (``valid_call``). One rule for the exception: ValueError for a bad argument, IndexError for an
 index out of range, whichever backend serves the operator; TypeError only from the wrappers, for
 something that is not a tensor.
@@ -43,7 +43,7 @@ class ErrorCase:
     exception: type[Exception]
     message: str
     surfaces: tuple[str, ...]
-    raised_by: str = ""  # the README's words; by default from the surfaces
+    raised_by: str = ""  # the table's words; by default from the surfaces
     op: str = UPDATE
     quantized: bool = False  # an edit of the call with a quantized kind
 
@@ -743,7 +743,7 @@ CASES += [
 
 
 def markdown_table() -> str:
-    """The README's error table."""
+    """docs/contract.md's error table."""
     rows = ["| op | exception | message (example) | raised by |", "|---|---|---|---|"]
     for case in CASES:
         message = case.message.replace("|", "\\|")

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zlib
 from pathlib import Path
 
 import grid_library
@@ -53,6 +54,12 @@ def run_python(code: str, **environment) -> subprocess.CompletedProcess:
         env={**os.environ, **environment},
         timeout=900,
     )
+
+
+def seed_of(*parameters) -> int:
+    """A test's seed from its parameters, the same in every process (``hash`` of a string is
+    not: Python randomizes it per process)."""
+    return zlib.crc32(repr(parameters).encode())
 
 
 # update's and copy_slots' CUDA grid, block by block and thread by thread, on the CPU.

@@ -1,11 +1,11 @@
 """SGLang's own code for the parity and plugin tests, one copy per release of SGLANG_RELEASES:
 
 - its Mamba state kernels, through the benchmark's loader (mamba_state_ext.bench.sglang_baseline),
-  from the release's wheel or a folder of files extracted from it: in $MAMBA_STATE_EXT_SGLANG,
-  build/wheels/ (scripts/install_sglang.sh downloads the wheels there) or build/gpu-check/sglang/
-  (scripts/prepare_gpu_check.sh extracts them there). On the CPU they run under the Triton
-  interpreter, and take pools that say they are on CUDA (LooksCuda), since their wrappers test
-  ``dst.is_cuda``; SGLang's source is used as it is.
+  from the release's wheel or a folder of files extracted from it, looked for in the folder
+  $MAMBA_STATE_EXT_SGLANG_WHEELS, in build/wheels/ (scripts/install_sglang.sh downloads the
+  wheels there) and in build/gpu-check/sglang/ (scripts/prepare_gpu_check.sh extracts them
+  there). On the CPU they run under the Triton interpreter, and take pools that say they are on
+  CUDA (LooksCuda), since their wrappers test ``dst.is_cuda``; SGLang's source is used as it is.
 - the release installed aside (build/sglang/RELEASE, ``pip install --target``; install_sglang.sh),
   for a process that runs SGLang's own plugin loader with it on its path.
 """
@@ -21,7 +21,7 @@ import torch
 from mamba_state_ext.bench import sglang_baseline
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE_ENV = "MAMBA_STATE_EXT_SGLANG"
+SOURCE_ENV = "MAMBA_STATE_EXT_SGLANG_WHEELS"
 SOURCE_DIRS = (ROOT / "build" / "wheels", ROOT / "build" / "gpu-check" / "sglang")
 SITES = ROOT / "build" / "sglang"
 TOKEN_MAJOR_MODULE = "sglang.srt.mem_cache.layout.token_major"
@@ -48,7 +48,7 @@ def looks_cuda(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def find_source(release: str) -> Path | None:
-    """The release's wheel, or a folder extracted from it, in $MAMBA_STATE_EXT_SGLANG or
+    """The release's wheel, or a folder extracted from it, in $MAMBA_STATE_EXT_SGLANG_WHEELS or
     SOURCE_DIRS; None if there is neither."""
     folders = [Path(os.environ[SOURCE_ENV])] if os.environ.get(SOURCE_ENV) else []
     for folder in folders + list(SOURCE_DIRS):

@@ -1,7 +1,8 @@
 """Every call of the operators in this repository passes what follows their required arguments
 by name (update's first four, copy_slots' first three), so that a change of the schema binds no
 argument to the wrong parameter without an error: the raw operators, the wrappers, the reference
-baselines, the Python twins (the fallback, the CUDA grid run on the CPU, the call descriptions).
+baselines, the Python twins (the fallback, the CUDA grid run on the CPU, the call descriptions),
+the SGLang drop-ins' helpers.
 A call that forwards ``*args`` whole is the dispatcher's binding, which the schema itself gives.
 (tests/cpp/test_update.cpp calls through the dispatcher by argument name, for the same reason.)"""
 
@@ -18,10 +19,12 @@ REQUIRED = {
     "UpdateCall": 4,
     "run_cuda_grid_on_cpu": 4,
     "raw_op": 4,
+    "_update": 4,  # the SGLang drop-ins' helpers
     "copy_slots": 3,
     "loop_copy_slots": 3,
     "CopySlotsCall": 3,
     "run_copy_slots_grid_on_cpu": 3,
+    "_copy_slots": 3,
 }
 
 

@@ -23,6 +23,7 @@ from helpers import (
     make_intermediate,
     make_pool,
     run_cuda_grid_on_cpu,
+    seed_of,
 )
 
 import mamba_state_ext
@@ -227,7 +228,7 @@ def test_the_formula_on_its_edges():
 @pytest.mark.parametrize("source", SOURCES, ids=str)
 @pytest.mark.parametrize("groups_name", list(GROUPS))
 def test_quantize_on_commit(name, device, dtype, source, groups_name):
-    generator = torch.Generator().manual_seed(hash((str(dtype), str(source), groups_name)) % 997)
+    generator = torch.Generator().manual_seed(seed_of(str(dtype), str(source), groups_name))
     state, groups = GROUPS[groups_name]
     kinds = [Kind(state, groups, dtype, source, generator, device)]
     check(name, device, kinds)
@@ -302,6 +303,19 @@ def test_quant_max(name, quant_max):
     slots, _, _ = check(name, "cpu", kinds, quant_max=quant_max)
     qmax = quant_max[1] if isinstance(quant_max, list) else quant_max or 448.0
     assert kinds[1].pool.view[:, slots[slots >= 0]].float().abs().max() <= qmax
+
+
+def test_one_quant_max_for_a_call_with_no_quantized_kind():
+    """One number for every quantized kind: with none, the commit is the plain one."""
+    generator = torch.Generator().manual_seed(7)
+    cache = torch.randn(2, 4, 3, 6, 5, generator=generator)
+    pools = [torch.zeros(2, 7, 6, 5) for _ in range(2)]
+    slots, steps = torch.tensor([4, -1, 0, 6]), torch.tensor([2, 1, -1, 0])
+    mamba_state_ext.update(pools[0], cache, slots, steps, quant_max=240.0)
+    mamba_state_ext.update(pools[1], cache, slots, steps)
+    assert_same_bits(pools[0], pools[1])
+    assert pools[0][:, 4].equal(cache[:, 0, 2]) and pools[0][:, 6].equal(cache[:, 3, 0])
+    assert not pools[0][:, [0, 1, 2, 3, 5]].any()  # the slots no entry writes
 
 
 @pytest.mark.parametrize("name,device", implementation_params())

@@ -124,6 +124,30 @@ def test_it_stays_out_unless_checked_and_compiled():
     )
 
 
+@pytest.mark.parametrize("value", ["false", "yes", "2"])
+def test_a_switch_other_than_0_or_1_is_an_error(value, monkeypatch):
+    compiled = mamba_state_ext.Backend("compiled", "compiled", "/lib.so", {}, "")
+    environment = {"MAMBA_STATE_EXT_SGLANG": value}
+    with pytest.raises(
+        ValueError, match=f"MAMBA_STATE_EXT_SGLANG must be 0 or 1 \\(got '{value}'\\)"
+    ):
+        sglang_plugin.reason_to_stay_out(environment, SGLANG_RELEASES[-1], compiled)
+    assert (
+        sglang_plugin.reason_to_stay_out(
+            {"MAMBA_STATE_EXT_SGLANG": "1"}, SGLANG_RELEASES[-1], compiled
+        )
+        is None
+    )
+    monkeypatch.setenv("MAMBA_STATE_EXT_CHECK", value)
+    with pytest.raises(
+        ValueError, match=f"MAMBA_STATE_EXT_CHECK must be 0 or 1 \\(got '{value}'\\)"
+    ):
+        sglang.checking()
+    for value, checked in [("0", False), ("1", True), ("", False)]:
+        monkeypatch.setenv("MAMBA_STATE_EXT_CHECK", value)
+        assert sglang.checking() is checked
+
+
 class LooksLike:
     """A stand-in for the first argument: only its device is read."""
 

@@ -131,6 +131,22 @@ def test_step_offset(implementation, device, step_offset):
 
 
 @pytest.mark.parametrize("implementation,device", implementation_params())
+def test_a_step_offset_near_the_int64_limits_wraps_as_torch_adds(implementation, device):
+    """steps[n] + step_offset past the int64 range wraps, on every implementation, as torch's
+    int64 addition does: 2^62 + 2^62 is negative (skipped), and -2^62 + 2^62 + 1 is step 1."""
+    pool = torch.zeros(2, 4, 3, device=device)
+    cache = torch.arange(2 * 3 * 2 * 3, dtype=torch.float32, device=device).view(2, 3, 2, 3)
+    big = 2**62
+    slots = torch.tensor([0, 1], device=device)
+    steps = torch.tensor([big, -big], device=device)
+    IMPLEMENTATIONS[implementation]([pool], [cache], slots, steps, step_offset=big)
+    assert not pool[:, 0].any()  # wrapped to a negative step: skipped
+    IMPLEMENTATIONS[implementation]([pool], [cache], slots, steps - 1, step_offset=big + 2)
+    assert pool[:, 1].equal(cache[:, 1, 1])
+    assert not pool[:, [0, 2, 3]].any()
+
+
+@pytest.mark.parametrize("implementation,device", implementation_params())
 def test_ssm_and_conv_in_one_call(implementation, device):
     """The real call: an SSM pool (float32) and a conv pool (bfloat16, de-duplicated windows)."""
     kinds = [

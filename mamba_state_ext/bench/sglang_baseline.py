@@ -17,11 +17,10 @@ import types
 import zipfile
 from pathlib import Path
 
-from mamba_state_ext.integrations.sglang import SGLANG_RELEASES
+from mamba_state_ext.integrations.sglang import SGLANG_RELEASES, SGLANG_SCATTER_MODULE
 
-SCATTER_MODULE = "sglang.kernels.ops.mamba.mamba_state_scatter_triton"
 PTR_TABLE_MODULE = "sglang.kernels.ops.memory.ptr_table"
-KERNEL_MODULES = (SCATTER_MODULE, PTR_TABLE_MODULE)
+KERNEL_MODULES = (SGLANG_SCATTER_MODULE, PTR_TABLE_MODULE)
 # The parent packages the two kernel files import from, stubbed when they come from a wheel.
 STUB_PACKAGES = (
     "sglang",
@@ -104,7 +103,7 @@ def load_scatter(source: str | os.PathLike | None = None) -> types.ModuleType:
     else the installed package's (ImportError when neither is there)."""
     if source is None:
         try:
-            return importlib.import_module(SCATTER_MODULE)
+            return importlib.import_module(SGLANG_SCATTER_MODULE)
         except ImportError as error:
             raise ImportError(
                 f"sglang is not installed ({error}): pip install sglang=={SGLANG_RELEASES[-1]}, "
@@ -118,5 +117,5 @@ def load_scatter(source: str | os.PathLike | None = None) -> types.ModuleType:
         # One module per source: two releases' kernels may be loaded side by side.
         tag = re.sub(r"\W", "_", source.name.removesuffix(".whl"))
         return load_file(
-            f"mamba_state_ext_sglang_scatter_{tag}", root / member_path(SCATTER_MODULE)
+            f"mamba_state_ext_sglang_scatter_{tag}", root / member_path(SGLANG_SCATTER_MODULE)
         )

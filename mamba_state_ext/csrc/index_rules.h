@@ -81,7 +81,12 @@ MAMBA_STATE_HOST_DEVICE ResolvedEntry resolve_entry(const EntryIndices& indices,
   ResolvedEntry entry{true, 0, {0, 0, 0}};
   if (index_set.mask.present() && index_set.mask[n] == 0) return entry;
   ResolvedCopy& copy = entry.copy;
-  copy.step = index_set.steps.present() ? index_set.steps[n] + index_set.step_offset : 0;
+  // Added as unsigned, so that a step and an offset near the int64 limits wrap as torch's int64
+  // addition does (the fallback's), without signed overflow.
+  copy.step = index_set.steps.present()
+                  ? static_cast<int64_t>(static_cast<uint64_t>(index_set.steps[n]) +
+                                         static_cast<uint64_t>(index_set.step_offset))
+                  : 0;
   if (copy.step < 0) return entry;
   copy.slot = index_set.dst_slots[n];
   if (copy.slot < 0) return entry;

@@ -11,9 +11,10 @@
 
 namespace mamba_state {
 
-// A dtype as the stable ABI numbers it (aoti_torch_dtype_*), compared with these.
+// The dtypes the checks and the plan compare with, as the stable ABI numbers them
+// (aoti_torch_dtype_*). Error messages name any dtype (DtypeName).
 struct Dtypes {
-  int32_t float32, float16, bfloat16, float64, int64, int32, int16, int8, uint8, boolean;
+  int32_t float32, float16, bfloat16, int64, int32, int8, boolean;
   int32_t float8_e4m3fn, float8_e5m2;
   static const Dtypes& get();
 };

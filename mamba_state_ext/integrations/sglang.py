@@ -35,6 +35,8 @@ from ..calls import CopySlotsCall, UpdateCall
 # The SGLang releases whose functions these mirror: their signatures and semantics were read,
 # and tests/test_sglang_parity.py runs each one's kernels beside these.
 SGLANG_RELEASES = ("0.5.22", "0.5.23")
+# The module of those releases that holds the functions mirrored here (and their Triton kernels).
+SGLANG_SCATTER_MODULE = "sglang.kernels.ops.mamba.mamba_state_scatter_triton"
 CHECK_ENV = "MAMBA_STATE_EXT_CHECK"
 
 
@@ -46,7 +48,7 @@ def checking() -> bool:
     return value == "1"
 
 
-def _update(states, caches, dst_slots, steps, src_rows=None, track_slots=None, track_steps=None):
+def _update(states, caches, dst_slots, steps, *, src_rows=None, track_slots=None, track_steps=None):
     """One update call, checked as MAMBA_STATE_EXT_CHECK says."""
     arguments = dict(src_rows=src_rows, track_slots=track_slots, track_steps=track_steps)
     if not checking():
@@ -66,7 +68,7 @@ def _update(states, caches, dst_slots, steps, src_rows=None, track_slots=None, t
         )
 
 
-def _copy_slots(pools, src_slots, dst_slots, mask):
+def _copy_slots(pools, src_slots, dst_slots, *, mask):
     """One copy_slots call, checked as MAMBA_STATE_EXT_CHECK says."""
     if not checking():
         ops.copy_slots(pools, src_slots, dst_slots, mask=mask, check=False)
@@ -113,9 +115,9 @@ def scatter_mamba_states_after_mtp_verify(
         caches,
         state_indices_tensor,
         last_correct_step_indices,
-        src_indices_raw,
-        mamba_track_indices,
-        mamba_steps_to_track,
+        src_rows=src_indices_raw,
+        track_slots=mamba_track_indices,
+        track_steps=mamba_steps_to_track,
     )
 
 
@@ -149,7 +151,7 @@ def _copy_tracked(pools, cache_indices, mamba_track_mask, mamba_track_indices, b
     mask = mamba_track_mask[:batch_size]
     if mask.dtype != torch.bool:
         mask = mask != 0
-    _copy_slots(pools, cache_indices[:batch_size], mamba_track_indices[:batch_size], mask)
+    _copy_slots(pools, cache_indices[:batch_size], mamba_track_indices[:batch_size], mask=mask)
 
 
 def fused_conv_window_scatter_with_mask(
@@ -164,7 +166,7 @@ def fused_conv_window_scatter_with_mask(
     the de-duplicated conv-window cache (an overlapping view)."""
     if step_indices_raw.shape[0] == 0 or dst.numel() == 0:
         return
-    _update([dst], [src], dst_indices_raw, step_indices_raw, src_indices_raw)
+    _update([dst], [src], dst_indices_raw, step_indices_raw, src_rows=src_indices_raw)
 
 
 # SGLang's SSM-state scatter has the same signature and semantics: one function serves both.

@@ -23,7 +23,6 @@ import mamba_state_ext
 from . import sglang as drop_ins
 
 ENV = "MAMBA_STATE_EXT_SGLANG"
-MODULE = "sglang.kernels.ops.mamba.mamba_state_scatter_triton"
 
 # SGLang's functions taken over, each with how to reach, from its first parameter, the tensor
 # whose device decides who runs it.
@@ -43,8 +42,13 @@ _registered = False
 def reason_to_stay_out(
     environment: dict, sglang_version: str | None, backend: mamba_state_ext.Backend
 ) -> str | None:
-    """Why the plugin leaves SGLang's functions alone, or None."""
-    if environment.get(ENV, "1") == "0":
+    """Why the plugin leaves SGLang's functions alone, or None. A value of ENV other than 0 or 1
+    is a ValueError (SGLang's loader logs it, with its traceback, and goes on without the
+    plugin)."""
+    switch = environment.get(ENV, "1") or "1"
+    if switch not in ("0", "1"):
+        raise ValueError(f"{ENV} must be 0 or 1 (got {switch!r})")
+    if switch == "0":
         return f"{ENV}=0"
     if sglang_version not in drop_ins.SGLANG_RELEASES:
         return (
@@ -86,11 +90,14 @@ def register() -> None:
     if why:
         logger.info("mamba_state_ext: SGLang's own Mamba state kernels stay: %s", why)
         return
+    checked = drop_ins.checking()  # a bad value raises here, as SGLang starts, not at decode
     from sglang.srt.plugins.hook_registry import HookRegistry, HookType
 
     for name in TAKEN_OVER:
         HookRegistry.register(
-            f"{MODULE}.{name}", around(name, getattr(drop_ins, name)), HookType.AROUND
+            f"{drop_ins.SGLANG_SCATTER_MODULE}.{name}",
+            around(name, getattr(drop_ins, name)),
+            HookType.AROUND,
         )
     logger.info(
         "mamba_state_ext: SGLang %s's %s run on CUDA tensors on mamba_state_ext's CUDA kernel "
@@ -98,5 +105,5 @@ def register() -> None:
         version,
         ", ".join(TAKEN_OVER),
         mamba_state_ext.backend().library,
-        f", every call checked ({drop_ins.CHECK_ENV}=1)" if drop_ins.checking() else "",
+        f", every call checked ({drop_ins.CHECK_ENV}=1)" if checked else "",
     )

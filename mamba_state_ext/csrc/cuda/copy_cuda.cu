@@ -299,8 +299,10 @@ class RelaxedCaptureMode {
 // Blocks of copy_kernel that fit on a device at once, read once per device.
 int64_t resident_blocks(Op op, int device) {
   static std::atomic<int64_t> blocks[kMaxDevices] = {};
-  require(device >= 0 && device < kMaxDevices, op_prefix(op), "CUDA device ", device,
-          " is past the ", kMaxDevices, " this build supports");
+  if (device < 0 || device >= kMaxDevices) {  // a limit of this build, not a bad argument
+    throw std::runtime_error(concat(op_prefix(op), "CUDA device ", device, " is past the ",
+                                    kMaxDevices, " this build supports"));
+  }
   int64_t known = blocks[device].load(std::memory_order_relaxed);
   if (known > 0) return known;
   const RelaxedCaptureMode relaxed;
