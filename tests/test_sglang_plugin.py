@@ -101,6 +101,15 @@ def test_sglang_keeps_its_own(release, environment):
         assert "Skipping plugin mamba_state_ext (not in SGLANG_PLUGINS)" in log
 
 
+@pytest.mark.parametrize("release", release_params(takes_over=False))
+def test_sglang_logs_a_bad_switch_and_keeps_its_own(release):
+    result, log = run_sglang_process(release, MAMBA_STATE_EXT_SGLANG="false")
+    for name, hooked in result["hooked"].items():
+        assert not hooked["kernel_module"], name
+    assert "Failed to execute general plugin: mamba_state_ext" in log
+    assert "MAMBA_STATE_EXT_SGLANG must be 0 or 1 (got 'false')" in log
+
+
 def test_it_stays_out_unless_checked_and_compiled():
     compiled = mamba_state_ext.Backend("compiled", "compiled", "/lib.so", {}, "")
     for release in SGLANG_RELEASES:
