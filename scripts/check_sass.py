@@ -37,17 +37,16 @@ GRID_HEADER = build_config.SOURCE_DIR / "grid" / "grid.h"
 REGISTERS_PER_SM = 65536
 
 
-def grid_default(name: str) -> int:
-    """A kernel switch's default (grid.h's ``#define NAME value``), read from grid.h."""
-    match = re.search(rf"^#define {name} (\d+)$", GRID_HEADER.read_text(), re.M)
-    assert match, f"{GRID_HEADER} defines no {name}"
+def grid_number(pattern: str) -> int:
+    """A number of grid.h, the first group of a regular expression over its lines."""
+    match = re.search(pattern, GRID_HEADER.read_text(), re.M)
+    assert match, f"{GRID_HEADER} has no line matching {pattern}"
     return int(match.group(1))
 
 
-def threads_per_block() -> int:
-    match = re.search(r"kThreadsPerBlock = (\d+);", GRID_HEADER.read_text())
-    assert match, f"{GRID_HEADER} defines no kThreadsPerBlock"
-    return int(match.group(1))
+def switch_value(switches: dict, name: str) -> int:
+    """A kernel switch: as a variant defines it, else grid.h's default (#define NAME value)."""
+    return int(switches.get(name, grid_number(rf"^#define {name} (\d+)$")))
 
 
 def find_cuobjdump(cuda_home: str) -> str:
@@ -144,10 +143,8 @@ def check(arch: str, cuda_home: str, cuobjdump: str, defines: list[str]) -> list
     )
     problems = []
     switches = dict(define.split("=", 1) for define in defines)
-    blocks = int(
-        switches.get("MAMBA_STATE_MIN_BLOCKS_PER_SM", grid_default("MAMBA_STATE_MIN_BLOCKS_PER_SM"))
-    )
-    budget = REGISTERS_PER_SM // (blocks * threads_per_block())
+    blocks = switch_value(switches, "MAMBA_STATE_MIN_BLOCKS_PER_SM")
+    budget = REGISTERS_PER_SM // (blocks * grid_number(r"kThreadsPerBlock = (\d+);"))
     if resources["registers"] > budget:
         problems.append(f"{resources['registers']} registers > budget {budget}")
     if resources["stack_bytes"] or resources["spill_store_bytes"] or resources["spill_load_bytes"]:
@@ -156,9 +153,7 @@ def check(arch: str, cuda_home: str, cuobjdump: str, defines: list[str]) -> list
         problems.append("local-memory instructions (LDL/STL)")
     if not counts["LDG.E.128"] or not counts["STG.E.128"]:
         problems.append("no 128-bit global loads/stores")
-    in_flight = int(
-        switches.get("MAMBA_STATE_UNITS_PER_THREAD", grid_default("MAMBA_STATE_UNITS_PER_THREAD"))
-    )
+    in_flight = switch_value(switches, "MAMBA_STATE_UNITS_PER_THREAD")
     if counts["loads_before_store"] < in_flight:
         problems.append(f"fewer than {in_flight} 128-bit loads in flight before a store")
     hopper = float(arch.removesuffix("+PTX").rstrip("a")) >= 9.0
@@ -197,9 +192,7 @@ def main() -> int:
         print(f"FAIL {problem}")
     if not problems:
         switches = dict(define.split("=", 1) for define in arguments.define)
-        in_flight = switches.get(
-            "MAMBA_STATE_UNITS_PER_THREAD", grid_default("MAMBA_STATE_UNITS_PER_THREAD")
-        )
+        in_flight = switch_value(switches, "MAMBA_STATE_UNITS_PER_THREAD")
         print(
             "OK: no spills, no local memory, 128-bit loads and stores, "
             f"{in_flight} loads in flight before a store"
