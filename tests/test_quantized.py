@@ -334,6 +334,22 @@ def test_groups_of_zeros_and_groups_whose_scale_underflows(name, device, width):
     assert not scales[..., :2].any() and not pool[..., :2, :].view(torch.uint8).any()
 
 
+def midpoints_and_neighbours(dtype) -> torch.Tensor:
+    """The values of the pool's dtype, the midpoints between neighbours and the floats up to two
+    ulps beside each midpoint, as float32."""
+    qmax = dtype_max(dtype)
+    if dtype == torch.int8:
+        ladder = torch.arange(-127.0, 128.0)
+    else:
+        every = torch.arange(256, dtype=torch.uint8).view(dtype).float()
+        ladder = every[torch.isfinite(every)].unique()
+        ladder = ladder[ladder.abs() <= qmax]
+    midpoints = (ladder[1:] + ladder[:-1]) / 2
+    bits = midpoints.view(torch.int32)
+    beside = [(bits + step).view(torch.float32) for step in (-2, -1, 1, 2)]
+    return torch.cat([midpoints, *beside, ladder])
+
+
 @pytest.mark.parametrize("name,device", implementation_params())
 def test_rounding_ties_as_torch_converts(name, device):
     """Groups whose scale is 1 (amax = qmax), holding the midpoints between neighbouring values
@@ -341,23 +357,38 @@ def test_rounding_ties_as_torch_converts(name, device):
     midpoint to even)."""
     for dtype in QUANTIZED_DTYPES:
         qmax = dtype_max(dtype)
-        if dtype == torch.int8:
-            ladder = torch.arange(-127.0, 128.0)
-        else:
-            every = torch.arange(256, dtype=torch.uint8).view(dtype).float()
-            ladder = every[torch.isfinite(every)].unique()
-            ladder = ladder[ladder.abs() <= qmax]
-        midpoints = (ladder[1:] + ladder[:-1]) / 2
-        bits = midpoints.view(torch.int32)
-        beside = [(bits + step).view(torch.float32) for step in (-2, -1, 1, 2)]
         width = 64
-        values = torch.cat([midpoints, *beside, ladder])
+        values = midpoints_and_neighbours(dtype)
         values = values[: values.numel() // (width - 1) * (width - 1)].view(-1, width - 1)
         groups = torch.cat([torch.full((values.shape[0], 1), qmax), values], dim=1)
         state = (groups.shape[0], width)
         generator = torch.Generator().manual_seed(8)
         kinds = [Kind(state, (groups.shape[0],), dtype, torch.float32, generator, device)]
         kinds[0].cache.copy_(groups.to(device).expand_as(kinds[0].cache))
+        check(name, device, kinds)
+
+
+@pytest.mark.parametrize("name,device", implementation_params())
+@pytest.mark.parametrize("source", SOURCES, ids=str)
+def test_quotients_on_and_beside_midpoints_for_scales_other_than_1(name, device, source):
+    """Groups of random scales whose values x make x / scale a midpoint between neighbouring
+    values of the pool's dtype or a float up to two ulps beside one (as near as the source's
+    precision allows): where any quotient but the contract's division, x * (1 / scale) among
+    them, rounds otherwise. The CPU kernel's int8 loop multiplies where it can show the result
+    is the same (docs/kernel.md), and divides these."""
+    generator = torch.Generator().manual_seed(seed_of(source))
+    width = 64
+    for dtype in QUANTIZED_DTYPES:
+        qmax = dtype_max(dtype)
+        quotients = midpoints_and_neighbours(dtype)
+        quotients = quotients[quotients.abs() < qmax]
+        quotients = quotients[: quotients.numel() // (width - 1) * (width - 1)].view(-1, width - 1)
+        exponents = torch.empty(quotients.shape[0], 1).uniform_(-1, 1, generator=generator)
+        amaxes = torch.exp(exponents * (8 if source == torch.float16 else 30))  # finite in source
+        values = torch.cat([amaxes, quotients * (amaxes / qmax)], dim=1)
+        state = (values.shape[0], width)
+        kinds = [Kind(state, (values.shape[0],), dtype, source, generator, device)]
+        kinds[0].cache.copy_(values.to(source).to(device).expand_as(kinds[0].cache))
         check(name, device, kinds)
 
 

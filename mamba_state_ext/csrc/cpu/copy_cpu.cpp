@@ -28,12 +28,13 @@ namespace {
 // Work is split into pieces of about this many bytes, so that large SSM entries and small conv
 // entries alike spread evenly over threads.
 constexpr int64_t kPieceBytes = 64 * 1024;
-// A group of at most this many source bytes has its amax read in the loop that quantizes the
-// group before it; a larger one is read in a pass of its own. Measured: read in one loop, the
-// SGLang layout's 16 KiB groups lost, vLLM's 256-byte ones gained (bench/results/README.md).
-constexpr int64_t kPipelinedGroupBytes = 4096;
-// A larger group is quantized in chunks of this many source bytes, each asking for the same
-// chunk of the next group, which its amax pass reads next.
+// Consecutive groups are quantized in batches of at most this many source bytes (and groups;
+// a larger group is a batch of its own): the amaxes of all, then their scales, then their values,
+// read again from L1, so that no group's loop waits on the division of its own scale.
+constexpr int64_t kBatchBytes = 8192;
+constexpr int64_t kBatchGroups = 64;
+// A batch's values are quantized in chunks of at most this many source bytes, each asking for as
+// many bytes of the next batch, which the amax pass reads next.
 constexpr int64_t kPrefetchChunkBytes = 512;
 constexpr int64_t kCacheLineBytes = 64;
 
@@ -164,9 +165,8 @@ void for_each_element(const StateLayout& layout, char* dst, int64_t dst_size, co
 }
 
 // The loops of a contiguous group: the largest magnitude's bits of a run of values (an integer
-// max, which vectorizes), and the run quantized with its group's nonzero scale while the next
-// group's amax is read in the same loop (next, of as many values; null: none, 0), so that one
-// group's arithmetic overlaps the next one's loads. The portable loops, which the compiler
+// max, which vectorizes), and the run quantized with its group's nonzero scale (reciprocal:
+// qmax / amax, for a loop that may multiply by it). The portable loops, which the compiler
 // vectorizes.
 template <typename Src, QuantizedFormat kFormat>
 struct PortableRun {
@@ -178,21 +178,12 @@ struct PortableRun {
     return bits;
   }
 
-  __attribute__((always_inline)) static uint32_t quantize(const Src* values, uint8_t* quantized,
-                                                          int64_t count, float scale, float qmax,
-                                                          const Src* next) {
-    if (next == nullptr) {
-      for (int64_t i = 0; i < count; ++i) {
-        quantized[i] = quantize_scaled<kFormat>(static_cast<float>(values[i]), scale, qmax);
-      }
-      return 0;
-    }
-    uint32_t next_bits = 0;
+  __attribute__((always_inline)) static void quantize(const Src* values, uint8_t* quantized,
+                                                      int64_t count, float scale,
+                                                      float /*reciprocal*/, float qmax) {
     for (int64_t i = 0; i < count; ++i) {
-      next_bits = std::max(next_bits, magnitude_bits(static_cast<float>(next[i])));
       quantized[i] = quantize_scaled<kFormat>(static_cast<float>(values[i]), scale, qmax);
     }
-    return next_bits;
   }
 };
 
@@ -202,53 +193,57 @@ void prefetch_lines(const char* begin, int64_t bytes) {
   }
 }
 
-// A large group's values quantized chunk by chunk, each chunk asking for the same chunk of the
-// next group's source (next; null: none).
+// A group's values quantized chunk by chunk, each chunk asking for as many values of the source
+// the amax pass reads next (next; null: none).
 template <typename Src, QuantizedFormat kFormat, typename Run>
 __attribute__((always_inline)) inline void quantize_prefetching(const Src* values,
                                                                 uint8_t* quantized, int64_t count,
-                                                                float scale, float qmax,
-                                                                const Src* next) {
+                                                                float scale, float reciprocal,
+                                                                float qmax, const Src* next) {
   constexpr int64_t kChunk = kPrefetchChunkBytes / sizeof(Src);  // values per chunk
-  int64_t i = 0;
-  if (next != nullptr) {
-    for (; i + kChunk <= count; i += kChunk) {
-      prefetch_lines(reinterpret_cast<const char*>(next + i), kPrefetchChunkBytes);
-      Run::quantize(values + i, quantized + i, kChunk, scale, qmax, nullptr);
-    }
+  if (next == nullptr) return Run::quantize(values, quantized, count, scale, reciprocal, qmax);
+  for (int64_t i = 0; i < count; i += kChunk) {
+    const int64_t chunk = std::min(kChunk, count - i);
+    prefetch_lines(reinterpret_cast<const char*>(next + i), chunk * sizeof(Src));
+    Run::quantize(values + i, quantized + i, chunk, scale, reciprocal, qmax);
   }
-  Run::quantize(values + i, quantized + i, count - i, scale, qmax, nullptr);
 }
 
 // Groups that lie one after another, each a contiguous run of group_size values, their scales
 // scale_stride apart: each group's amax, then its values quantized (a group whose scale is 0
-// stores zeros). A small group's amax is read in the loop that quantizes the group before it; a
-// large one's in a pass of its own, which the loop before it prefetches for.
+// stores zeros), batch by batch (kBatchBytes), each group's loop prefetching the same group of
+// the next batch.
 template <typename Src, QuantizedFormat kFormat, typename Run = PortableRun<Src, kFormat>>
 __attribute__((always_inline)) inline void quantize_consecutive(const Src* values,
                                                                 uint8_t* quantized, float* scales,
                                                                 int64_t scale_stride,
                                                                 int64_t num_groups,
                                                                 int64_t group_size, float qmax) {
-  if (num_groups <= 0) return;
-  const bool pipelined = group_size * static_cast<int64_t>(sizeof(Src)) <= kPipelinedGroupBytes;
-  uint32_t amax_bits = Run::amax_bits(values, group_size);
-  for (int64_t group = 0; group < num_groups; ++group) {
-    const int64_t first = group * group_size;
-    const Src* next = group + 1 < num_groups ? values + first + group_size : nullptr;
-    const float scale = amax_of_bits(amax_bits) / qmax;
-    scales[group * scale_stride] = scale;
-    const bool fused = pipelined && scale != 0;
-    amax_bits = 0;
-    if (scale == 0) {
-      std::memset(quantized + first, 0, static_cast<size_t>(group_size));
-    } else if (fused) {
-      amax_bits = Run::quantize(values + first, quantized + first, group_size, scale, qmax, next);
-    } else {
-      quantize_prefetching<Src, kFormat, Run>(values + first, quantized + first, group_size, scale,
-                                              qmax, next);
+  const int64_t group_bytes = std::max<int64_t>(group_size * sizeof(Src), 1);
+  const int64_t batch = std::clamp<int64_t>(kBatchBytes / group_bytes, 1, kBatchGroups);
+  float batch_scales[kBatchGroups];
+  float reciprocals[kBatchGroups];
+  for (int64_t begin = 0; begin < num_groups; begin += batch) {
+    const int64_t count = std::min(batch, num_groups - begin);
+    for (int64_t group = 0; group < count; ++group) {
+      const Src* group_values = values + (begin + group) * group_size;
+      const float amax = amax_of_bits(Run::amax_bits(group_values, group_size));
+      batch_scales[group] = amax / qmax;
+      reciprocals[group] = qmax / amax;
     }
-    if (next != nullptr && !fused) amax_bits = Run::amax_bits(next, group_size);
+    for (int64_t group = 0; group < count; ++group) {
+      const int64_t first = (begin + group) * group_size;
+      const float scale = batch_scales[group];
+      scales[(begin + group) * scale_stride] = scale;
+      const Src* ahead =  // the same group of the next batch
+          begin + batch + group < num_groups ? values + first + batch * group_size : nullptr;
+      if (scale == 0) {
+        std::memset(quantized + first, 0, static_cast<size_t>(group_size));
+      } else {
+        quantize_prefetching<Src, kFormat, Run>(values + first, quantized + first, group_size,
+                                                scale, reciprocals[group], qmax, ahead);
+      }
+    }
   }
 }
 
@@ -286,58 +281,156 @@ __attribute__((target("avx2"))) void quantize_consecutive_avx2(const Src* values
 
 #define MAMBA_STATE_AVX512 target("avx2,avx512f,avx512bw,avx512vl,avx512dq")
 
-// 16 values as float32: exact, as static_cast<float> converts them.
+// The int8 run written out for AVX-512, with fewer 512-bit operations per value than the
+// compiler's vectorization of the portable loop (on Intel cores two ports take them, and they,
+// with the division, bounded the loop):
+// - a 16-bit source's magnitudes are maxed as 16-bit integers, 32 values an operation (the
+//   magnitude bits of bfloat16 and float16 order as their magnitudes do, a NaN's above
+//   infinity's, as float32's do);
+// - bfloat16 is widened by interleaving it with zero words (one operation per 16 values, in an
+//   order within each 128-bit lane that packssdw undoes), then narrowed by packssdw and vpmovwb;
+// - q is x * (qmax / amax), a multiply, in place of x / scale, the contract's division, wherever
+//   the two round to the same integer (below); the 16 values of a register where they may not
+//   are divided (Rounding);
+// - the conversion rounds to nearest even by its encoding.
+// The clamp's max and min map a NaN to -qmax as the portable clamp does.
+//
+// Why the product rounds as the quotient does. With t = x * qmax / amax (real), |t| <= qmax <=
+// 127, the product RN(x * RN(qmax / amax)) and the quotient RN(x / RN(amax / qmax)) each differ
+// from t by two float32 roundings, relative, so from each other by at most 4 x 2^-24 x 127 <
+// 2^-15 (an underflow adds at most 2^-149). A product farther than kHalfIntegerMargin = 2^-12
+// from every half-integer therefore has the quotient in the same interval between two
+// half-integers, where clamping to +-qmax, then rounding, give one integer. The bound needs
+// qmax / amax and amax / qmax normal (multiply_rounds_alike: not for a group with a NaN, an
+// infinity or a tiny amax), else the group is divided throughout. tests/test_quantized.py holds
+// quotients on and beside every half-integer, where a product alone would round otherwise.
+constexpr float kHalfIntegerMargin = 1.0f / 4096;
+
 template <typename Src>
-__attribute__((always_inline, MAMBA_STATE_AVX512)) inline __m512 load_floats(const Src* values) {
+constexpr bool kInterleavedWidening = std::is_same_v<Src, c10::BFloat16>;
+
+// 32 values as two registers of float32 (exact, as static_cast<float> converts them): values
+// 0-15 and 16-31, or for bfloat16, per 128-bit lane, values 0-3 then 4-7 of the lane's 8.
+template <typename Src>
+__attribute__((always_inline, MAMBA_STATE_AVX512)) inline void load_floats(const Src* values,
+                                                                           __m512* first,
+                                                                           __m512* second) {
   if constexpr (std::is_same_v<Src, float>) {
-    return _mm512_loadu_ps(values);
+    *first = _mm512_loadu_ps(values);
+    *second = _mm512_loadu_ps(values + 16);
   } else if constexpr (std::is_same_v<Src, c10::BFloat16>) {  // the high half of a float32
-    const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(values));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+    const __m512i bits = _mm512_loadu_si512(values);
+    *first = _mm512_castsi512_ps(_mm512_unpacklo_epi16(_mm512_setzero_si512(), bits));
+    *second = _mm512_castsi512_ps(_mm512_unpackhi_epi16(_mm512_setzero_si512(), bits));
   } else {
     static_assert(std::is_same_v<Src, c10::Half>);
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(values)));
+    *first = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(values)));
+    *second = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(values + 16)));
   }
 }
 
-// The int8 run written out for AVX-512: the compiler's vectorization of the portable loop rounds
-// by adding and taking away 1.5 x 2^23 and narrows through words (two permutes, two narrowings
-// and an insert per 64 values); a conversion that rounds to nearest even by its encoding, then
-// vpmovdb, does it in two instructions per 16. The same values: the clamp's max and min map a
-// NaN to -qmax as the portable clamp does.
+// The 32 int8 values of two registers of int32 in load_floats's order, stored in order.
+template <typename Src>
+__attribute__((always_inline, MAMBA_STATE_AVX512)) inline void store_int8(__m512i first,
+                                                                          __m512i second,
+                                                                          uint8_t* quantized) {
+  if constexpr (kInterleavedWidening<Src>) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(quantized),
+                        _mm512_cvtepi16_epi8(_mm512_packs_epi32(first, second)));
+  } else {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(quantized), _mm512_cvtepi32_epi8(first));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(quantized + 16), _mm512_cvtepi32_epi8(second));
+  }
+}
+
+// The running max of 32 values' magnitude bits: as float32 bits in 16 lanes, or for a 16-bit
+// source, as its own bits in 32.
+template <typename Src>
+__attribute__((always_inline, MAMBA_STATE_AVX512)) inline __m512i max_magnitudes(
+    __m512i running, const Src* values) {
+  if constexpr (std::is_same_v<Src, float>) {
+    const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
+    running = _mm512_max_epu32(running, _mm512_and_si512(_mm512_loadu_si512(values), magnitude));
+    return _mm512_max_epu32(running, _mm512_and_si512(_mm512_loadu_si512(values + 16), magnitude));
+  } else {
+    return _mm512_max_epu16(
+        running, _mm512_and_si512(_mm512_loadu_si512(values), _mm512_set1_epi16(0x7fff)));
+  }
+}
+
+// max_magnitudes's result as one float32 magnitude's bits.
+template <typename Src>
+__attribute__((always_inline, MAMBA_STATE_AVX512)) inline uint32_t largest_magnitude(
+    __m512i running) {
+  if constexpr (std::is_same_v<Src, float>) {
+    return static_cast<uint32_t>(_mm512_reduce_max_epu32(running));
+  } else {
+    const __m512i halves = _mm512_max_epu32(_mm512_srli_epi32(running, 16),
+                                            _mm512_and_si512(running, _mm512_set1_epi32(0xffff)));
+    const auto bits = static_cast<uint16_t>(_mm512_reduce_max_epu32(halves));
+    return magnitude_bits(static_cast<float>(Src(bits, Src::from_bits())));
+  }
+}
+
+// Whether a group's products x * reciprocal may stand for its quotients x / scale (above).
+inline bool multiply_rounds_alike(float scale, float reciprocal) {
+  return std::isnormal(scale) && std::isnormal(reciprocal);
+}
+
+// q of 16 values of a group, clamped and rounded to int32.
+struct Rounding {
+  bool multiply;  // multiply_rounds_alike
+  __m512 scale, reciprocal, low, high;
+
+  __attribute__((always_inline, MAMBA_STATE_AVX512)) __m512i operator()(__m512 x) const {
+    __m512 q;
+    if (multiply) {
+      q = _mm512_mul_ps(x, reciprocal);
+      // vreduceps: q minus q rounded to nearest, exactly.
+      const __m512 distance = _mm512_abs_ps(_mm512_reduce_ps(q, _MM_FROUND_NO_EXC));
+      const __m512 largest_distance = _mm512_set1_ps(0.5f - kHalfIntegerMargin);
+      if (__builtin_expect(_mm512_cmp_ps_mask(distance, largest_distance, _CMP_GT_OQ) != 0, 0)) {
+        q = _mm512_div_ps(x, scale);
+      }
+    } else {
+      q = _mm512_div_ps(x, scale);
+    }
+    const __m512 clamped = _mm512_min_ps(_mm512_max_ps(q, low), high);
+    return _mm512_cvt_roundps_epi32(clamped, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+};
+
 template <typename Src, QuantizedFormat kFormat>
 struct Avx512Run {
-  __attribute__((always_inline)) static uint32_t amax_bits(const Src* values, int64_t count) {
-    return PortableRun<Src, kFormat>::amax_bits(values, count);
+  __attribute__((MAMBA_STATE_AVX512)) static uint32_t amax_bits(const Src* values, int64_t count) {
+    if constexpr (kFormat != QuantizedFormat::kInt8) {
+      return PortableRun<Src, kFormat>::amax_bits(values, count);
+    } else {
+      __m512i running = _mm512_setzero_si512();
+      int64_t i = 0;
+      for (; i + 32 <= count; i += 32) running = max_magnitudes(running, values + i);
+      return std::max(largest_magnitude<Src>(running),
+                      PortableRun<Src, kFormat>::amax_bits(values + i, count - i));
+    }
   }
 
-  __attribute__((MAMBA_STATE_AVX512)) static uint32_t quantize(const Src* values,
-                                                               uint8_t* quantized, int64_t count,
-                                                               float scale, float qmax,
-                                                               const Src* next) {
+  __attribute__((MAMBA_STATE_AVX512)) static void quantize(const Src* values, uint8_t* quantized,
+                                                           int64_t count, float scale,
+                                                           float reciprocal, float qmax) {
     if constexpr (kFormat != QuantizedFormat::kInt8) {
-      return PortableRun<Src, kFormat>::quantize(values, quantized, count, scale, qmax, next);
+      PortableRun<Src, kFormat>::quantize(values, quantized, count, scale, reciprocal, qmax);
     } else {
-      const __m512 divisor = _mm512_set1_ps(scale);
-      const __m512 low = _mm512_set1_ps(-qmax);
-      const __m512 high = _mm512_set1_ps(qmax);
-      const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
-      __m512i next_bits = _mm512_setzero_si512();
+      const Rounding rounding{multiply_rounds_alike(scale, reciprocal), _mm512_set1_ps(scale),
+                              _mm512_set1_ps(reciprocal), _mm512_set1_ps(-qmax),
+                              _mm512_set1_ps(qmax)};
       int64_t i = 0;
-      for (; i + 16 <= count; i += 16) {
-        if (next != nullptr) {
-          const __m512i bits = _mm512_castps_si512(load_floats(next + i));
-          next_bits = _mm512_max_epu32(next_bits, _mm512_and_si512(bits, magnitude));
-        }
-        const __m512 q = _mm512_div_ps(load_floats(values + i), divisor);
-        const __m512 clamped = _mm512_min_ps(_mm512_max_ps(q, low), high);
-        const __m512i rounded =
-            _mm512_cvt_roundps_epi32(clamped, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(quantized + i), _mm512_cvtepi32_epi8(rounded));
+      for (; i + 32 <= count; i += 32) {
+        __m512 first, second;
+        load_floats(values + i, &first, &second);
+        store_int8<Src>(rounding(first), rounding(second), quantized + i);
       }
-      const uint32_t tail_bits = PortableRun<Src, kFormat>::quantize(
-          values + i, quantized + i, count - i, scale, qmax, next == nullptr ? nullptr : next + i);
-      return std::max(static_cast<uint32_t>(_mm512_reduce_max_epu32(next_bits)), tail_bits);
+      PortableRun<Src, kFormat>::quantize(values + i, quantized + i, count - i, scale, reciprocal,
+                                          qmax);
     }
   }
 };
