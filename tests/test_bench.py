@@ -230,6 +230,29 @@ def synthetic(n, method, median_us, live=None, host_us=None):
     }
 
 
+def test_a_missed_target_never_reads_as_its_bound():
+    """A share just under its bound, or a ratio just over, is shown rounded away from the bound,
+    where two decimals to nearest would show the bound itself; every other number to nearest."""
+    from mamba_state_ext.bench import report
+
+    results = [
+        synthetic(8, "copy", 1090.2),
+        synthetic(8, "mamba_state", 1369.4),  # 0.796 < 0.8
+        synthetic(32, "copy", 4035.4),
+        synthetic(32, "mamba_state", 4816.3),  # 0.838 >= 0.8
+    ]
+    lines = report.target_lines(bench.PRESETS["qwen3-next-tp4-int8"], results, "cpu")
+    assert "  target N=8: share of copy_'s speed >= 0.8: 0.79 MISSED" in lines
+    assert "  target N=32: share of copy_'s speed >= 0.8: 0.84 met" in lines
+    results = [
+        synthetic(8, "copy", 100.0),
+        synthetic(8, "mamba_state", 104.0),
+        synthetic(64, "mamba_state", 104.0 * 1.0501, live=8),  # 1.0501 > 1.05
+    ]
+    lines = report.target_lines(bench.PRESETS["qwen3-next-tp4"], results, "cuda")
+    assert "  target N=64 padded, 8 live: time vs 8 alone <= 1.05: 1.06 MISSED" in lines
+
+
 def test_cuda_targets_against_synthetic_medians():
     """Each GPU target (bench/targets.py), met or missed by numbers made up to sit on either
     side."""
