@@ -2,6 +2,7 @@
 JSON shape that results from different machines are compared in."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -251,6 +252,10 @@ def test_a_missed_target_never_reads_as_its_bound():
     ]
     lines = report.target_lines(bench.PRESETS["qwen3-next-tp4"], results, "cuda")
     assert "  target N=64 padded, 8 live: time vs 8 alone <= 1.05: 1.06 MISSED" in lines
+    below = report._target_line("share", math.nextafter(0.8, 0), 0.8, True)
+    above = report._target_line("ratio", math.nextafter(1.05, 2), 1.05, False)
+    assert below == "  target share >= 0.8: 0.79 MISSED"
+    assert above == "  target ratio <= 1.05: 1.06 MISSED"
 
 
 def test_cuda_targets_against_synthetic_medians():

@@ -6,6 +6,7 @@ The formula itself (quantization.quantize) is held to a group-by-group loop of i
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -18,7 +19,9 @@ import torch
 from helpers import (
     COMPILED,
     CUDA,
+    IMPLEMENTATIONS,
     assert_same_bits,
+    implementation_params,
     make_indices,
     make_intermediate,
     make_pool,
@@ -27,7 +30,7 @@ from helpers import (
 )
 
 import mamba_state_ext
-from mamba_state_ext import fallback, ops
+from mamba_state_ext import ops
 from mamba_state_ext.quantization import QUANTIZED_DTYPES, dtype_max, group_extents, quantize
 from mamba_state_ext.reference import loop_update
 
@@ -36,7 +39,8 @@ SOURCES = (torch.float32, torch.float16, torch.bfloat16)
 # (state shape E, scale shape S): SGLang #40706's [H, V/32] over [H, V, K]; vLLM's [H, D] over
 # [H, D, N]; one scale for the whole state; a scale per element; blocks that are not runs; a
 # group that is not a power-of-two number of 16-byte units; groups of 1100 values (more than the
-# CPU kernel's 4 KiB of float32 it pipelines, not a whole number of its vectors or chunks).
+# CPU kernel's 512-byte prefetch chunk, not a whole number of its chunks or of its 32-value
+# vectors, one or three groups to a batch).
 GROUPS = {
     "sglang": ((2, 64, 16), (2, 2)),
     "vllm": ((2, 8, 16), (2, 8)),
@@ -56,25 +60,6 @@ def raw(name: str, states, caches, state_scales, intermediate_scales, quant_max)
             state_scales=state_scales, intermediate_scales=intermediate_scales, quant_max=quant_max
         )
     return ops.raw_scales(states, caches, state_scales, intermediate_scales, quant_max)
-
-
-IMPLEMENTATIONS = {
-    "op": lambda *args, **kwargs: torch.ops.mamba_state.update(*args, **kwargs),
-    "wrapper": lambda *args, **kwargs: mamba_state_ext.update(*args, **kwargs),
-    "fallback": fallback.update,
-    "grid": run_cuda_grid_on_cpu,
-}
-
-
-def implementation_params():
-    params = []
-    for device in ("cpu", "cuda"):
-        for name in IMPLEMENTATIONS:
-            if name == "grid" and device == "cuda":
-                continue
-            marks = ([CUDA] if device == "cuda" else []) + ([COMPILED] if name == "op" else [])
-            params.append(pytest.param(name, device, marks=marks, id=f"{name}-{device}"))
-    return params
 
 
 class Kind:
@@ -334,6 +319,24 @@ def test_groups_of_zeros_and_groups_whose_scale_underflows(name, device, width):
     assert not scales[..., :2].any() and not pool[..., :2, :].view(torch.uint8).any()
 
 
+@pytest.mark.parametrize("name,device", implementation_params())
+@pytest.mark.parametrize("source", [torch.float32, torch.bfloat16], ids=str)
+def test_groups_so_small_that_qmax_over_amax_overflows(name, device, source):
+    """Groups whose amax is so small (1e-44 to 1.5e-36) that qmax / amax is infinite or amax /
+    qmax subnormal: the contract's division still gives each value its own integer (1e-37 / 3
+    is 42 at amax 1e-37), where a product x * (qmax / amax) would give +-qmax or, for a zero,
+    NaN. 40 values a group, past the CPU kernel's first 32-value vector."""
+    generator = torch.Generator().manual_seed(seed_of(source))
+    amaxes = torch.tensor([1e-44, 1e-40, 1e-38, 1e-37, 1.5e-36]).to(source).float()
+    for dtype in QUANTIZED_DTYPES:
+        fractions = torch.empty(amaxes.numel(), 39).uniform_(-1, 1, generator=generator)
+        fractions[:, :3] = torch.tensor([1 / 3, 0.0, -0.5])
+        values = torch.cat([amaxes[:, None], fractions * amaxes[:, None]], dim=1)
+        kinds = [Kind((amaxes.numel(), 40), (amaxes.numel(),), dtype, source, generator, device)]
+        kinds[0].cache.copy_(values.to(source).to(device).expand_as(kinds[0].cache))
+        check(name, device, kinds)
+
+
 def midpoints_and_neighbours(dtype) -> torch.Tensor:
     """The values of the pool's dtype, the midpoints between neighbours and the floats up to two
     ulps beside each midpoint, as float32."""
@@ -389,6 +392,44 @@ def test_quotients_on_and_beside_midpoints_for_scales_other_than_1(name, device,
         state = (values.shape[0], width)
         kinds = [Kind(state, (values.shape[0],), dtype, source, generator, device)]
         kinds[0].cache.copy_(values.to(source).to(device).expand_as(kinds[0].cache))
+        check(name, device, kinds)
+
+
+@functools.cache
+def groups_whose_products_round_otherwise(source, dtype, width=64, count=64) -> torch.Tensor:
+    """Groups of values of the source dtype (as float32), each led by its amax, where for at
+    least one value x the product x * (qmax / amax) quantizes to another value of the pool's
+    dtype than the contract's x / (amax / qmax), found by search over random amaxes."""
+    generator = torch.Generator().manual_seed(seed_of(source, dtype))
+    qmax = dtype_max(dtype)
+
+    def quantized(q):
+        q = q.clamp(-qmax, qmax)
+        return torch.round(q) if dtype == torch.int8 else q.to(dtype).float()
+
+    found = []
+    while sum(len(group) for group in found) < count:
+        exponents = torch.empty(40_000, 1).uniform_(-1, 1, generator=generator)
+        amaxes = torch.exp(exponents * (8 if source == torch.float16 else 30)).to(source).float()
+        values = torch.empty(40_000, width - 1).uniform_(-1, 1, generator=generator) * amaxes
+        values = values.to(source).float()
+        differ = quantized(values / (amaxes / qmax)) != quantized(values * (qmax / amaxes))
+        rows = differ.any(dim=1)
+        found.append(torch.cat([amaxes[rows], values[rows]], dim=1))
+    return torch.cat(found)[:count]
+
+
+@pytest.mark.parametrize("name,device", implementation_params())
+@pytest.mark.parametrize("source", SOURCES, ids=str)
+def test_values_whose_products_round_otherwise(name, device, source):
+    """Groups holding values x where a multiply by qmax / amax would store another value than
+    the contract's division: every implementation must divide there (the CPU kernel's int8 loop
+    multiplies only where it can show the two agree, docs/kernel.md)."""
+    for dtype in QUANTIZED_DTYPES:
+        groups = groups_whose_products_round_otherwise(source, dtype)
+        generator = torch.Generator().manual_seed(seed_of(source, dtype))
+        kinds = [Kind(tuple(groups.shape), (groups.shape[0],), dtype, source, generator, device)]
+        kinds[0].cache.copy_(groups.to(source).to(device).expand_as(kinds[0].cache))
         check(name, device, kinds)
 
 

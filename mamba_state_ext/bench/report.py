@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from . import targets
 from .presets import MIB, Preset
 
@@ -160,11 +158,12 @@ def _target_line(what, measured, bound, higher) -> str:
     if measured is None:
         return f"  target {what} {sign} {bound:g}: not measured in this run"
     met = measured >= bound if higher else measured <= bound
-    # Two decimals, to nearest, except where a missed target would then read as its bound:
-    # 0.797 against >= 0.8 shows 0.79.
+    # Two decimals, to nearest, except where a missed target would then read as met: then the
+    # cent beside the bound on the missed side (every bound is in whole cents), so 0.797 against
+    # >= 0.8 shows 0.79.
     shown = round(measured, 2)
     if not met and (shown >= bound if higher else shown <= bound):
-        shown = math.floor(measured * 100) / 100 if higher else math.ceil(measured * 100) / 100
+        shown = round(bound - 0.01 if higher else bound + 0.01, 2)
     return f"  target {what} {sign} {bound:g}: {shown:.2f} {'met' if met else 'MISSED'}"
 
 

@@ -30,11 +30,12 @@ namespace {
 constexpr int64_t kPieceBytes = 64 * 1024;
 // Consecutive groups are quantized in batches of at most this many source bytes (and groups;
 // a larger group is a batch of its own): the amaxes of all, then their scales, then their values,
-// read again from L1, so that no group's loop waits on the division of its own scale.
+// read again from L1, while each group's loop prefetches the same group of the next batch, so
+// that the amax pass finds a batch's values already on their way from memory.
 constexpr int64_t kBatchBytes = 8192;
 constexpr int64_t kBatchGroups = 64;
 // A batch's values are quantized in chunks of at most this many source bytes, each asking for as
-// many bytes of the next batch, which the amax pass reads next.
+// many bytes of the next batch.
 constexpr int64_t kPrefetchChunkBytes = 512;
 constexpr int64_t kCacheLineBytes = 64;
 
@@ -318,7 +319,7 @@ __attribute__((always_inline, MAMBA_STATE_AVX512)) inline void load_floats(const
   if constexpr (std::is_same_v<Src, float>) {
     *first = _mm512_loadu_ps(values);
     *second = _mm512_loadu_ps(values + 16);
-  } else if constexpr (std::is_same_v<Src, c10::BFloat16>) {  // the high half of a float32
+  } else if constexpr (kInterleavedWidening<Src>) {  // the high half of a float32
     const __m512i bits = _mm512_loadu_si512(values);
     *first = _mm512_castsi512_ps(_mm512_unpacklo_epi16(_mm512_setzero_si512(), bits));
     *second = _mm512_castsi512_ps(_mm512_unpackhi_epi16(_mm512_setzero_si512(), bits));
