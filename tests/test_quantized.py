@@ -377,8 +377,8 @@ def test_quotients_on_and_beside_midpoints_for_scales_other_than_1(name, device,
     """Groups of random scales whose values x make x / scale a midpoint between neighbouring
     values of the pool's dtype or a float up to two ulps beside one (as near as the source's
     precision allows): where any quotient but the contract's division, x * (1 / scale) among
-    them, rounds otherwise. The CPU kernel's int8 loop multiplies where it can show the result
-    is the same (docs/kernel.md), and divides these."""
+    them, rounds otherwise. The CPU kernel's AVX-512 loops multiply where they can show the
+    result is the same (docs/kernel.md), and divide these."""
     generator = torch.Generator().manual_seed(seed_of(source))
     width = 64
     for dtype in QUANTIZED_DTYPES:
@@ -423,8 +423,8 @@ def groups_whose_products_round_otherwise(source, dtype, width=64, count=64) -> 
 @pytest.mark.parametrize("source", SOURCES, ids=str)
 def test_values_whose_products_round_otherwise(name, device, source):
     """Groups holding values x where a multiply by qmax / amax would store another value than
-    the contract's division: every implementation must divide there (the CPU kernel's int8 loop
-    multiplies only where it can show the two agree, docs/kernel.md)."""
+    the contract's division: every implementation must divide there (the CPU kernel's AVX-512
+    loops multiply only where they can show the two agree, docs/kernel.md)."""
     for dtype in QUANTIZED_DTYPES:
         groups = groups_whose_products_round_otherwise(source, dtype)
         generator = torch.Generator().manual_seed(seed_of(source, dtype))

@@ -40,24 +40,44 @@ MAMBA_STATE_HOST_DEVICE float amax_of_bits(uint32_t bits) {
                             : c10::detail::fp32_from_bits(bits);
 }
 
+// The bit layout of a float8 format, and the constants of float8_bits's formula.
+template <int kBias, int kMantissaBits>
+struct Float8Layout {
+  // The float32 bits below the float8 mantissa.
+  static constexpr int kShift = 23 - kMantissaBits;
+  // float32 bits of the smallest normal float8 value.
+  static constexpr uint32_t kSmallestNormal = uint32_t(127 - kBias + 1) << 23;
+  // float32 bits of 2^(bias + mantissa bits - 126): added to |q| below kSmallestNormal, it
+  // rounds |q| to a denormal in its low bits.
+  static constexpr uint32_t kDenormalOffset = uint32_t(127 - kBias + kShift + 1) << 23;
+  // float32's exponent bias less the format's, where the exponent field lies.
+  static constexpr uint32_t kBiasDifference = uint32_t(127 - kBias) << 23;
+};
+
+template <QuantizedFormat kFormat>
+struct Float8Of;
+template <>
+struct Float8Of<QuantizedFormat::kFloat8E4M3> : Float8Layout<7, 3> {};
+template <>
+struct Float8Of<QuantizedFormat::kFloat8E5M2> : Float8Layout<15, 2> {};
+
 // The float8 bits of a finite q, |q| at most the format's largest value, rounded to nearest even
 // as torch's conversions (torch/headeronly/util/Float8_e4m3fn.h, Float8_e5m2.h) round it: their
 // formula for that range, without their branches for overflow and NaN, so that a loop vectorizes.
-// Below the smallest normal, adding 2^(bias + mantissa bits - 126) rounds |q| to a denormal.
-template <int kBias, int kMantissaBits>
+template <QuantizedFormat kFormat>
 MAMBA_STATE_HOST_DEVICE uint8_t float8_bits(float q) {
-  constexpr int kShift = 23 - kMantissaBits;
-  constexpr uint32_t kSmallestNormal = uint32_t(127 - kBias + 1) << 23;
-  constexpr uint32_t kDenormalOffset = uint32_t(127 - kBias + kShift + 1) << 23;
+  using Layout = Float8Of<kFormat>;
   using c10::detail::fp32_from_bits;
   using c10::detail::fp32_to_bits;
   const uint32_t magnitude = magnitude_bits(q);
   const uint32_t denormal =
-      fp32_to_bits(fp32_from_bits(magnitude) + fp32_from_bits(kDenormalOffset)) - kDenormalOffset;
-  const uint32_t normal = (magnitude - (uint32_t(127 - kBias) << 23) + ((1u << (kShift - 1)) - 1) +
-                           ((magnitude >> kShift) & 1)) >>
-                          kShift;
-  return static_cast<uint8_t>((magnitude < kSmallestNormal ? denormal : normal) |
+      fp32_to_bits(fp32_from_bits(magnitude) + fp32_from_bits(Layout::kDenormalOffset)) -
+      Layout::kDenormalOffset;
+  const uint32_t normal =
+      (magnitude - Layout::kBiasDifference + ((1u << (Layout::kShift - 1)) - 1) +
+       ((magnitude >> Layout::kShift) & 1)) >>
+      Layout::kShift;
+  return static_cast<uint8_t>((magnitude < Layout::kSmallestNormal ? denormal : normal) |
                               (fp32_to_bits(q) >> 24 & 0x80));
 }
 
@@ -79,10 +99,8 @@ MAMBA_STATE_HOST_DEVICE uint8_t quantize_scaled(float x, float scale, float qmax
     const float rounded = (q + kRounding) - kRounding;
     return static_cast<uint8_t>(static_cast<int8_t>(static_cast<int32_t>(rounded)));
 #endif
-  } else if constexpr (kFormat == QuantizedFormat::kFloat8E4M3) {
-    return float8_bits<7, 3>(q);
   } else {
-    return float8_bits<15, 2>(q);
+    return float8_bits<kFormat>(q);
   }
 }
 

@@ -282,30 +282,41 @@ __attribute__((target("avx2"))) void quantize_consecutive_avx2(const Src* values
 
 #define MAMBA_STATE_AVX512 target("avx2,avx512f,avx512bw,avx512vl,avx512dq")
 
-// The int8 run written out for AVX-512, with fewer 512-bit operations per value than the
-// compiler's vectorization of the portable loop (on Intel cores two ports take them, and they,
-// with the division, bounded the loop):
+// The run written out for AVX-512, with fewer 512-bit operations per value than the compiler's
+// vectorization of the portable loop (on Intel cores two ports take them, and they, with the
+// division, bounded the loop):
 // - a 16-bit source's magnitudes are maxed as 16-bit integers, 32 values an operation (the
 //   magnitude bits of bfloat16 and float16 order as their magnitudes do, a NaN's above
 //   infinity's, as float32's do);
 // - bfloat16 is widened by interleaving it with zero words (one operation per 16 values, in an
 //   order within each 128-bit lane that packssdw undoes), then narrowed by packssdw and vpmovwb;
 // - q is x * (qmax / amax), a multiply, in place of x / scale, the contract's division, wherever
-//   the two round to the same integer (below); the 16 values of a register where they may not
-//   are divided (Rounding);
-// - the conversion rounds to nearest even by its encoding.
+//   the two round to the same value of the pool's dtype (below); the 16 values of a register
+//   where they may not are divided (Quantizer);
+// - int8's conversion rounds to nearest even by its encoding; float8's is float8_bits, lane by
+//   lane.
 // The clamp's max and min map a NaN to -qmax as the portable clamp does.
 //
-// Why the product rounds as the quotient does. With t = x * qmax / amax (real), |t| <= qmax <=
-// 127, the product RN(x * RN(qmax / amax)) and the quotient RN(x / RN(amax / qmax)) each differ
-// from t by two float32 roundings, relative, so from each other by at most 4 x 2^-24 x 127 <
-// 2^-15 (an underflow adds at most 2^-149). A product farther than kHalfIntegerMargin = 2^-12
-// from every half-integer therefore has the quotient in the same interval between two
-// half-integers, where clamping to +-qmax, then rounding, give one integer. The bound needs
-// qmax / amax and amax / qmax normal (multiply_rounds_alike: not for a group with a NaN, an
-// infinity or a tiny amax), else the group is divided throughout. tests/test_quantized.py holds
-// quotients on and beside every half-integer, where a product alone would round otherwise.
+// Why the product rounds as the quotient does. With t = x * qmax / amax (real), the product
+// RN(x * RN(qmax / amax)) and the quotient RN(x / RN(amax / qmax)) each differ from t by two
+// float32 roundings, relative, so from each other by at most 4 x 2^-24 |t| (an underflow adds at
+// most 2^-149). The result changes only where the clamped value crosses a rounding boundary of
+// the pool's dtype, and clamping to +-qmax moves neither past one the other does not reach, so a
+// product farther from every boundary than that bound rounds as the quotient does:
+// - int8: |t| <= qmax <= 127, so the two differ by less than 2^-15; a product farther than
+//   kHalfIntegerMargin = 2^-12 from every half-integer is safe.
+// - float8: the boundaries in the normal range are the float32 values whose bits below the
+//   float8 mantissa (Float8Layout::kShift of them) are 1 followed by zeros; the bound is under
+//   16 of the product's ulps, so a product whose low bits are farther than kMidpointMarginUlps =
+//   32 from that pattern is safe (a binade's edge is a float8 value, not a boundary). A nonzero
+//   product below the smallest normal float8 value is divided (a zero product is x = 0, or t
+//   below 2^-149, where both give a float8 zero of x's sign).
+// The bound needs qmax / amax and amax / qmax normal (multiply_rounds_alike: not for a group
+// with a NaN, an infinity or a tiny amax), else the group is divided throughout.
+// tests/test_quantized.py holds quotients on and beside every boundary and values found by
+// search where a product alone would round otherwise.
 constexpr float kHalfIntegerMargin = 1.0f / 4096;
+constexpr uint32_t kMidpointMarginUlps = 32;
 
 template <typename Src>
 constexpr bool kInterleavedWidening = std::is_same_v<Src, c10::BFloat16>;
@@ -330,11 +341,12 @@ __attribute__((always_inline, MAMBA_STATE_AVX512)) inline void load_floats(const
   }
 }
 
-// The 32 int8 values of two registers of int32 in load_floats's order, stored in order.
+// The 32 bytes of two registers of int32 (each lane a byte's value, 0-255 or -128-127) in
+// load_floats's order, stored in order.
 template <typename Src>
-__attribute__((always_inline, MAMBA_STATE_AVX512)) inline void store_int8(__m512i first,
-                                                                          __m512i second,
-                                                                          uint8_t* quantized) {
+__attribute__((always_inline, MAMBA_STATE_AVX512)) inline void store_bytes(__m512i first,
+                                                                           __m512i second,
+                                                                           uint8_t* quantized) {
   if constexpr (kInterleavedWidening<Src>) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(quantized),
                         _mm512_cvtepi16_epi8(_mm512_packs_epi32(first, second)));
@@ -378,8 +390,58 @@ inline bool multiply_rounds_alike(float scale, float reciprocal) {
   return std::isnormal(scale) && std::isnormal(reciprocal);
 }
 
-// q of 16 values of a group, clamped and rounded to int32.
-struct Rounding {
+// Whether any of 16 products may lie too near a rounding boundary of the pool's dtype for the
+// product to stand for the quotient (above).
+template <QuantizedFormat kFormat>
+__attribute__((always_inline, MAMBA_STATE_AVX512)) inline bool near_a_boundary(__m512 product) {
+  if constexpr (kFormat == QuantizedFormat::kInt8) {
+    // vreduceps: q minus q rounded to nearest, exactly.
+    const __m512 distance = _mm512_abs_ps(_mm512_reduce_ps(product, _MM_FROUND_NO_EXC));
+    return _mm512_cmp_ps_mask(distance, _mm512_set1_ps(0.5f - kHalfIntegerMargin), _CMP_GT_OQ);
+  } else {
+    using Layout = Float8Of<kFormat>;
+    const __m512i magnitude =
+        _mm512_and_si512(_mm512_castps_si512(product), _mm512_set1_epi32(0x7fffffff));
+    const __m512i below = _mm512_and_si512(magnitude, _mm512_set1_epi32((1 << Layout::kShift) - 1));
+    const __m512i distance =
+        _mm512_abs_epi32(_mm512_sub_epi32(below, _mm512_set1_epi32(1 << (Layout::kShift - 1))));
+    const __mmask16 near =
+        _mm512_cmple_epu32_mask(distance, _mm512_set1_epi32(kMidpointMarginUlps));
+    const __mmask16 denormal =
+        _mm512_mask_cmplt_epu32_mask(_mm512_test_epi32_mask(magnitude, magnitude), magnitude,
+                                     _mm512_set1_epi32(Layout::kSmallestNormal));
+    return (near | denormal) != 0;
+  }
+}
+
+// float8_bits of 16 finite values, each in an int32 lane.
+template <QuantizedFormat kFormat>
+__attribute__((always_inline, MAMBA_STATE_AVX512)) inline __m512i float8_bits_of(__m512 q) {
+  using Layout = Float8Of<kFormat>;
+  const __m512i bits = _mm512_castps_si512(q);
+  const __m512i magnitude = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff));
+  const __m512i offset = _mm512_set1_epi32(Layout::kDenormalOffset);
+  const __m512i denormal =
+      _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(magnitude),
+                                                         _mm512_castsi512_ps(offset))),
+                       offset);
+  const __m512i odd =
+      _mm512_and_si512(_mm512_srli_epi32(magnitude, Layout::kShift), _mm512_set1_epi32(1));
+  const __m512i normal = _mm512_srli_epi32(
+      _mm512_add_epi32(
+          _mm512_sub_epi32(magnitude, _mm512_set1_epi32(Layout::kBiasDifference -
+                                                        ((1u << (Layout::kShift - 1)) - 1))),
+          odd),
+      Layout::kShift);
+  const __mmask16 is_denormal =
+      _mm512_cmplt_epu32_mask(magnitude, _mm512_set1_epi32(Layout::kSmallestNormal));
+  const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(bits, 24), _mm512_set1_epi32(0x80));
+  return _mm512_or_si512(_mm512_mask_blend_epi32(is_denormal, normal, denormal), sign);
+}
+
+// The pool's bits of 16 values of a group, each in an int32 lane.
+template <QuantizedFormat kFormat>
+struct Quantizer {
   bool multiply;  // multiply_rounds_alike
   __m512 scale, reciprocal, low, high;
 
@@ -387,52 +449,43 @@ struct Rounding {
     __m512 q;
     if (multiply) {
       q = _mm512_mul_ps(x, reciprocal);
-      // vreduceps: q minus q rounded to nearest, exactly.
-      const __m512 distance = _mm512_abs_ps(_mm512_reduce_ps(q, _MM_FROUND_NO_EXC));
-      const __m512 largest_distance = _mm512_set1_ps(0.5f - kHalfIntegerMargin);
-      if (__builtin_expect(_mm512_cmp_ps_mask(distance, largest_distance, _CMP_GT_OQ) != 0, 0)) {
-        q = _mm512_div_ps(x, scale);
-      }
+      if (__builtin_expect(near_a_boundary<kFormat>(q), 0)) q = _mm512_div_ps(x, scale);
     } else {
       q = _mm512_div_ps(x, scale);
     }
     const __m512 clamped = _mm512_min_ps(_mm512_max_ps(q, low), high);
-    return _mm512_cvt_roundps_epi32(clamped, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    if constexpr (kFormat == QuantizedFormat::kInt8) {
+      return _mm512_cvt_roundps_epi32(clamped, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    } else {
+      return float8_bits_of<kFormat>(clamped);
+    }
   }
 };
 
 template <typename Src, QuantizedFormat kFormat>
 struct Avx512Run {
   __attribute__((MAMBA_STATE_AVX512)) static uint32_t amax_bits(const Src* values, int64_t count) {
-    if constexpr (kFormat != QuantizedFormat::kInt8) {
-      return PortableRun<Src, kFormat>::amax_bits(values, count);
-    } else {
-      __m512i running = _mm512_setzero_si512();
-      int64_t i = 0;
-      for (; i + 32 <= count; i += 32) running = max_magnitudes(running, values + i);
-      return std::max(largest_magnitude<Src>(running),
-                      PortableRun<Src, kFormat>::amax_bits(values + i, count - i));
-    }
+    __m512i running = _mm512_setzero_si512();
+    int64_t i = 0;
+    for (; i + 32 <= count; i += 32) running = max_magnitudes(running, values + i);
+    return std::max(largest_magnitude<Src>(running),
+                    PortableRun<Src, kFormat>::amax_bits(values + i, count - i));
   }
 
   __attribute__((MAMBA_STATE_AVX512)) static void quantize(const Src* values, uint8_t* quantized,
                                                            int64_t count, float scale,
                                                            float reciprocal, float qmax) {
-    if constexpr (kFormat != QuantizedFormat::kInt8) {
-      PortableRun<Src, kFormat>::quantize(values, quantized, count, scale, reciprocal, qmax);
-    } else {
-      const Rounding rounding{multiply_rounds_alike(scale, reciprocal), _mm512_set1_ps(scale),
-                              _mm512_set1_ps(reciprocal), _mm512_set1_ps(-qmax),
-                              _mm512_set1_ps(qmax)};
-      int64_t i = 0;
-      for (; i + 32 <= count; i += 32) {
-        __m512 first, second;
-        load_floats(values + i, &first, &second);
-        store_int8<Src>(rounding(first), rounding(second), quantized + i);
-      }
-      PortableRun<Src, kFormat>::quantize(values + i, quantized + i, count - i, scale, reciprocal,
-                                          qmax);
+    const Quantizer<kFormat> quantizer{multiply_rounds_alike(scale, reciprocal),
+                                       _mm512_set1_ps(scale), _mm512_set1_ps(reciprocal),
+                                       _mm512_set1_ps(-qmax), _mm512_set1_ps(qmax)};
+    int64_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+      __m512 first, second;
+      load_floats(values + i, &first, &second);
+      store_bytes<Src>(quantizer(first), quantizer(second), quantized + i);
     }
+    PortableRun<Src, kFormat>::quantize(values + i, quantized + i, count - i, scale, reciprocal,
+                                        qmax);
   }
 };
 
