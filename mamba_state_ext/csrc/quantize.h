@@ -45,13 +45,11 @@ template <int kBias, int kMantissaBits>
 struct Float8Layout {
   // The float32 bits below the float8 mantissa.
   static constexpr int kShift = 23 - kMantissaBits;
-  // float32 bits of the smallest normal float8 value.
+  // float32 bits of the smallest normal float8 value, 2^(1 - bias).
   static constexpr uint32_t kSmallestNormal = uint32_t(127 - kBias + 1) << 23;
-  // float32 bits of 2^(bias + mantissa bits - 126): added to |q| below kSmallestNormal, it
-  // rounds |q| to a denormal in its low bits.
-  static constexpr uint32_t kDenormalOffset = uint32_t(127 - kBias + kShift + 1) << 23;
-  // float32's exponent bias less the format's, where the exponent field lies.
-  static constexpr uint32_t kBiasDifference = uint32_t(127 - kBias) << 23;
+  // Added to the bits of 2^e, the bits of 2^(e + kShift): the float32 whose ulp is float8's ulp
+  // at exponent e.
+  static constexpr uint32_t kUlpOffset = uint32_t(kShift) << 23;
 };
 
 template <QuantizedFormat kFormat>
@@ -62,22 +60,23 @@ template <>
 struct Float8Of<QuantizedFormat::kFloat8E5M2> : Float8Layout<15, 2> {};
 
 // The float8 bits of a finite q, |q| at most the format's largest value, rounded to nearest even
-// as torch's conversions (torch/headeronly/util/Float8_e4m3fn.h, Float8_e5m2.h) round it: their
-// formula for that range, without their branches for overflow and NaN, so that a loop vectorizes.
+// as torch's conversions (torch/headeronly/util/Float8_e4m3fn.h, Float8_e5m2.h) round it, with
+// no branch, so that a loop vectorizes. With e the exponent of |q|, or the smallest normal's for
+// a smaller |q| (float8's denormals share its ulp), |q| + 2^(e + kShift) rounds |q| to float8's
+// ulp at e, to nearest even; the sum's bits less the addend's count those ulps, and float8's bits
+// are that count plus e's distance from the smallest normal, in ulps.
 template <QuantizedFormat kFormat>
 MAMBA_STATE_HOST_DEVICE uint8_t float8_bits(float q) {
   using Layout = Float8Of<kFormat>;
   using c10::detail::fp32_from_bits;
   using c10::detail::fp32_to_bits;
   const uint32_t magnitude = magnitude_bits(q);
-  const uint32_t denormal =
-      fp32_to_bits(fp32_from_bits(magnitude) + fp32_from_bits(Layout::kDenormalOffset)) -
-      Layout::kDenormalOffset;
-  const uint32_t normal =
-      (magnitude - Layout::kBiasDifference + ((1u << (Layout::kShift - 1)) - 1) +
-       ((magnitude >> Layout::kShift) & 1)) >>
-      Layout::kShift;
-  return static_cast<uint8_t>((magnitude < Layout::kSmallestNormal ? denormal : normal) |
+  const uint32_t own_exponent = magnitude & 0x7f800000u;
+  const uint32_t exponent =
+      own_exponent > Layout::kSmallestNormal ? own_exponent : Layout::kSmallestNormal;
+  const uint32_t addend = exponent + Layout::kUlpOffset;
+  const uint32_t ulps = fp32_to_bits(fp32_from_bits(magnitude) + fp32_from_bits(addend)) - addend;
+  return static_cast<uint8_t>((ulps + ((exponent - Layout::kSmallestNormal) >> Layout::kShift)) |
                               (fp32_to_bits(q) >> 24 & 0x80));
 }
 

@@ -400,43 +400,41 @@ __attribute__((always_inline, MAMBA_STATE_AVX512)) inline bool near_a_boundary(_
     return _mm512_cmp_ps_mask(distance, _mm512_set1_ps(0.5f - kHalfIntegerMargin), _CMP_GT_OQ);
   } else {
     using Layout = Float8Of<kFormat>;
-    const __m512i magnitude =
-        _mm512_and_si512(_mm512_castps_si512(product), _mm512_set1_epi32(0x7fffffff));
-    const __m512i below = _mm512_and_si512(magnitude, _mm512_set1_epi32((1 << Layout::kShift) - 1));
-    const __m512i distance =
-        _mm512_abs_epi32(_mm512_sub_epi32(below, _mm512_set1_epi32(1 << (Layout::kShift - 1))));
-    const __mmask16 near =
-        _mm512_cmple_epu32_mask(distance, _mm512_set1_epi32(kMidpointMarginUlps));
+    const __m512i bits = _mm512_castps_si512(product);
+    const __m512i magnitude = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff));
+    // The bits below the mantissa within the margin of 1 followed by zeros: their distance from
+    // the pattern less the margin, unsigned, at most twice the margin.
+    const __m512i below = _mm512_and_si512(bits, _mm512_set1_epi32((1 << Layout::kShift) - 1));
+    const __mmask16 near = _mm512_cmple_epu32_mask(
+        _mm512_sub_epi32(below,
+                         _mm512_set1_epi32((1 << (Layout::kShift - 1)) - kMidpointMarginUlps)),
+        _mm512_set1_epi32(2 * kMidpointMarginUlps));
+    // Nonzero and below the smallest normal: the magnitude less 1, unsigned, below its less 1.
     const __mmask16 denormal =
-        _mm512_mask_cmplt_epu32_mask(_mm512_test_epi32_mask(magnitude, magnitude), magnitude,
-                                     _mm512_set1_epi32(Layout::kSmallestNormal));
+        _mm512_cmplt_epu32_mask(_mm512_sub_epi32(magnitude, _mm512_set1_epi32(1)),
+                                _mm512_set1_epi32(Layout::kSmallestNormal - 1));
     return (near | denormal) != 0;
   }
 }
 
-// float8_bits of 16 finite values, each in an int32 lane.
+// float8_bits of 16 finite values, each in an int32 lane, from their bits and magnitudes' bits.
 template <QuantizedFormat kFormat>
-__attribute__((always_inline, MAMBA_STATE_AVX512)) inline __m512i float8_bits_of(__m512 q) {
+__attribute__((always_inline, MAMBA_STATE_AVX512)) inline __m512i float8_bits_of(
+    __m512i bits, __m512i magnitude) {
   using Layout = Float8Of<kFormat>;
-  const __m512i bits = _mm512_castps_si512(q);
-  const __m512i magnitude = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff));
-  const __m512i offset = _mm512_set1_epi32(Layout::kDenormalOffset);
-  const __m512i denormal =
+  const __m512i smallest_normal = _mm512_set1_epi32(Layout::kSmallestNormal);
+  const __m512i exponent =
+      _mm512_max_epu32(_mm512_and_si512(magnitude, _mm512_set1_epi32(0x7f800000)), smallest_normal);
+  const __m512i addend = _mm512_add_epi32(exponent, _mm512_set1_epi32(Layout::kUlpOffset));
+  const __m512i ulps =
       _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(magnitude),
-                                                         _mm512_castsi512_ps(offset))),
-                       offset);
-  const __m512i odd =
-      _mm512_and_si512(_mm512_srli_epi32(magnitude, Layout::kShift), _mm512_set1_epi32(1));
-  const __m512i normal = _mm512_srli_epi32(
-      _mm512_add_epi32(
-          _mm512_sub_epi32(magnitude, _mm512_set1_epi32(Layout::kBiasDifference -
-                                                        ((1u << (Layout::kShift - 1)) - 1))),
-          odd),
-      Layout::kShift);
-  const __mmask16 is_denormal =
-      _mm512_cmplt_epu32_mask(magnitude, _mm512_set1_epi32(Layout::kSmallestNormal));
-  const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(bits, 24), _mm512_set1_epi32(0x80));
-  return _mm512_or_si512(_mm512_mask_blend_epi32(is_denormal, normal, denormal), sign);
+                                                         _mm512_castsi512_ps(addend))),
+                       addend);
+  const __m512i unsigned_bits = _mm512_add_epi32(
+      ulps, _mm512_srli_epi32(_mm512_sub_epi32(exponent, smallest_normal), Layout::kShift));
+  // unsigned_bits | (the sign's bit >> 24 & 0x80): 0xf8 is a | (b & c) as a truth table.
+  return _mm512_ternarylogic_epi32(unsigned_bits, _mm512_srli_epi32(bits, 24),
+                                   _mm512_set1_epi32(0x80), 0xf8);
 }
 
 // The pool's bits of 16 values of a group, each in an int32 lane.
@@ -445,19 +443,23 @@ struct Quantizer {
   bool multiply;  // multiply_rounds_alike
   __m512 scale, reciprocal, low, high;
 
+  __attribute__((always_inline, MAMBA_STATE_AVX512)) __m512 clamped_quotient(__m512 x) const {
+    return _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(x, scale), low), high);
+  }
+
   __attribute__((always_inline, MAMBA_STATE_AVX512)) __m512i operator()(__m512 x) const {
-    __m512 q;
-    if (multiply) {
-      q = _mm512_mul_ps(x, reciprocal);
-      if (__builtin_expect(near_a_boundary<kFormat>(q), 0)) q = _mm512_div_ps(x, scale);
-    } else {
-      q = _mm512_div_ps(x, scale);
-    }
-    const __m512 clamped = _mm512_min_ps(_mm512_max_ps(q, low), high);
+    __m512 q = multiply ? _mm512_mul_ps(x, reciprocal) : clamped_quotient(x);
+    if (multiply && __builtin_expect(near_a_boundary<kFormat>(q), 0)) q = clamped_quotient(x);
+    // q is finite unless clamped (a product is; a NaN quotient's clamp is -qmax): what is left
+    // of the clamp for a product is a min, for float8 the integer min of magnitudes' bits.
     if constexpr (kFormat == QuantizedFormat::kInt8) {
+      const __m512 clamped = _mm512_min_ps(_mm512_max_ps(q, low), high);
       return _mm512_cvt_roundps_epi32(clamped, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     } else {
-      return float8_bits_of<kFormat>(clamped);
+      const __m512i bits = _mm512_castps_si512(q);
+      const __m512i magnitude = _mm512_min_epu32(
+          _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)), _mm512_castps_si512(high));
+      return float8_bits_of<kFormat>(bits, magnitude);
     }
   }
 };
