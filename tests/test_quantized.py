@@ -39,8 +39,8 @@ SOURCES = (torch.float32, torch.float16, torch.bfloat16)
 # (state shape E, scale shape S): SGLang #40706's [H, V/32] over [H, V, K]; vLLM's [H, D] over
 # [H, D, N]; one scale for the whole state; a scale per element; blocks that are not runs; a
 # group that is not a power-of-two number of 16-byte units; groups of 1100 values (more than the
-# CPU kernel's 512-byte prefetch chunk, not a whole number of its chunks or of its 32-value
-# vectors, one or three groups to a batch).
+# CPU kernel's 512-byte prefetch chunk, not a whole number of its chunks or of its AVX-512 loop's
+# 64 values an iteration, one or three groups to a batch).
 GROUPS = {
     "sglang": ((2, 64, 16), (2, 2)),
     "vllm": ((2, 8, 16), (2, 8)),
@@ -304,7 +304,7 @@ def test_one_quant_max_for_a_call_with_no_quantized_kind():
 
 
 @pytest.mark.parametrize("name,device", implementation_params())
-@pytest.mark.parametrize("width", [8, 40])
+@pytest.mark.parametrize("width", [8, 72])
 def test_groups_of_zeros_and_groups_whose_scale_underflows(name, device, width):
     """Scale 0 and zeros (all bits 0) for a group of zeros (-0.0 too) and for one whose
     amax / qmax underflows to 0, before groups that are neither."""
@@ -325,14 +325,15 @@ def test_groups_so_small_that_qmax_over_amax_overflows(name, device, source):
     """Groups whose amax is so small (1e-44 to 1.5e-36) that qmax / amax is infinite or amax /
     qmax subnormal: the contract's division still gives each value its own integer (1e-37 / 3
     is 42 at amax 1e-37), where a product x * (qmax / amax) would give +-qmax or, for a zero,
-    NaN. 40 values a group, past the CPU kernel's first 32-value vector."""
+    NaN. 72 values a group, past the first iteration of the CPU kernel's AVX-512 loop (64
+    values), where an FMA quotient by an infinite 1 / scale would give NaN."""
     generator = torch.Generator().manual_seed(seed_of(source))
     amaxes = torch.tensor([1e-44, 1e-40, 1e-38, 1e-37, 1.5e-36]).to(source).float()
     for dtype in QUANTIZED_DTYPES:
-        fractions = torch.empty(amaxes.numel(), 39).uniform_(-1, 1, generator=generator)
+        fractions = torch.empty(amaxes.numel(), 71).uniform_(-1, 1, generator=generator)
         fractions[:, :3] = torch.tensor([1 / 3, 0.0, -0.5])
         values = torch.cat([amaxes[:, None], fractions * amaxes[:, None]], dim=1)
-        kinds = [Kind((amaxes.numel(), 40), (amaxes.numel(),), dtype, source, generator, device)]
+        kinds = [Kind((amaxes.numel(), 72), (amaxes.numel(),), dtype, source, generator, device)]
         kinds[0].cache.copy_(values.to(source).to(device).expand_as(kinds[0].cache))
         check(name, device, kinds)
 
@@ -377,8 +378,8 @@ def test_quotients_on_and_beside_midpoints_for_scales_other_than_1(name, device,
     """Groups of random scales whose values x make x / scale a midpoint between neighbouring
     values of the pool's dtype or a float up to two ulps beside one (as near as the source's
     precision allows): where any quotient but the contract's division, x * (1 / scale) among
-    them, rounds otherwise. The CPU kernel's AVX-512 loops multiply where they can show the
-    result is the same (docs/kernel.md), and divide these."""
+    them, rounds otherwise (the CPU kernel's AVX-512 loops correct that product by FMA,
+    docs/kernel.md)."""
     generator = torch.Generator().manual_seed(seed_of(source))
     width = 64
     for dtype in QUANTIZED_DTYPES:
@@ -423,8 +424,7 @@ def groups_whose_products_round_otherwise(source, dtype, width=64, count=64) -> 
 @pytest.mark.parametrize("source", SOURCES, ids=str)
 def test_values_whose_products_round_otherwise(name, device, source):
     """Groups holding values x where a multiply by qmax / amax would store another value than
-    the contract's division: every implementation must divide there (the CPU kernel's AVX-512
-    loops multiply only where they can show the two agree, docs/kernel.md)."""
+    the contract's division: every implementation must store the division's."""
     for dtype in QUANTIZED_DTYPES:
         groups = groups_whose_products_round_otherwise(source, dtype)
         generator = torch.Generator().manual_seed(seed_of(source, dtype))
@@ -434,11 +434,43 @@ def test_values_whose_products_round_otherwise(name, device, source):
 
 
 @pytest.mark.parametrize("name,device", implementation_params())
-@pytest.mark.parametrize("width", [8, 40])
+@pytest.mark.parametrize("source", [torch.float32, torch.bfloat16], ids=str)
+def test_scales_at_the_edges_of_the_fma_quotients_range(name, device, source):
+    """Groups whose scale lies just inside and just outside [2^-40, 2^40], where the CPU kernel's
+    AVX-512 loops switch between the FMA quotient and the division (docs/kernel.md), holding
+    +-0, the source's smallest subnormals, quotients below 2^-40 and quotients drawn from those on
+    and beside midpoints between values of the pool's dtype (as near as the source's precision
+    allows)."""
+    generator = torch.Generator().manual_seed(seed_of(source))
+    width = 64
+    for dtype in QUANTIZED_DTYPES:
+        qmax = dtype_max(dtype)
+        edges = torch.tensor([2.0**-40, 2.0**40])
+        ulp = 2.0**-7 if source == torch.bfloat16 else 2.0**-22  # two of the source's ulps
+        amaxes = (edges[:, None] * qmax * torch.tensor([1 - ulp, 1.0, 1 + ulp])).flatten()
+        amaxes = amaxes.to(source).float()
+        scales = amaxes / qmax
+        for edge in edges:
+            assert (scales < edge).any() and (scales > edge).any(), (scales, edge)
+        smallest = 2.0**-149 if source == torch.float32 else 2.0**-133  # subnormal
+        unscaled = torch.tensor([-0.0, 0.0, smallest, -smallest]).expand(amaxes.numel(), 4)
+        below = torch.tensor([2.0**-45, -(2.0**-50)])  # quotients below 2^-40
+        quotients = midpoints_and_neighbours(dtype)
+        quotients = quotients[quotients.abs() < qmax]
+        picks = torch.randint(quotients.numel(), (amaxes.numel(), width - 7), generator=generator)
+        scaled = torch.cat([quotients[picks], below.expand(amaxes.numel(), 2)], dim=1)
+        values = torch.cat([amaxes[:, None], scaled * scales[:, None], unscaled], dim=1)
+        kinds = [Kind((amaxes.numel(), width), (amaxes.numel(),), dtype, source, generator, device)]
+        kinds[0].cache.copy_(values.to(source).to(device).expand_as(kinds[0].cache))
+        check(name, device, kinds)
+
+
+@pytest.mark.parametrize("name,device", implementation_params())
+@pytest.mark.parametrize("width", [8, 72])
 def test_non_finite_input_stays_in_its_group(name, device, width):
-    """A NaN and an infinity, each in a group of their own between finite ones (at 40 values,
-    past the CPU kernel's first vector of 16): those groups' scales are not finite; every other
-    group, slot and kind is what the reference writes."""
+    """A NaN and an infinity, each in a group of their own between finite ones (at 72 values,
+    past the first iteration of the CPU kernel's AVX-512 loop, 64 values): those groups' scales
+    are not finite; every other group, slot and kind is what the reference writes."""
     generator = torch.Generator().manual_seed(9)
     kinds = [
         Kind((4, width), (4,), torch.int8, torch.float32, generator, device),

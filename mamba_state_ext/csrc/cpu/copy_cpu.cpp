@@ -166,9 +166,8 @@ void for_each_element(const StateLayout& layout, char* dst, int64_t dst_size, co
 }
 
 // The loops of a contiguous group: the largest magnitude's bits of a run of values (an integer
-// max, which vectorizes), and the run quantized with its group's nonzero scale (reciprocal:
-// qmax / amax, for a loop that may multiply by it). The portable loops, which the compiler
-// vectorizes.
+// max, which vectorizes), and the run quantized with its group's nonzero scale. The portable
+// loops, which the compiler vectorizes.
 template <typename Src, QuantizedFormat kFormat>
 struct PortableRun {
   __attribute__((always_inline)) static uint32_t amax_bits(const Src* values, int64_t count) {
@@ -180,8 +179,7 @@ struct PortableRun {
   }
 
   __attribute__((always_inline)) static void quantize(const Src* values, uint8_t* quantized,
-                                                      int64_t count, float scale,
-                                                      float /*reciprocal*/, float qmax) {
+                                                      int64_t count, float scale, float qmax) {
     for (int64_t i = 0; i < count; ++i) {
       quantized[i] = quantize_scaled<kFormat>(static_cast<float>(values[i]), scale, qmax);
     }
@@ -199,14 +197,14 @@ void prefetch_lines(const char* begin, int64_t bytes) {
 template <typename Src, QuantizedFormat kFormat, typename Run>
 __attribute__((always_inline)) inline void quantize_prefetching(const Src* values,
                                                                 uint8_t* quantized, int64_t count,
-                                                                float scale, float reciprocal,
-                                                                float qmax, const Src* next) {
+                                                                float scale, float qmax,
+                                                                const Src* next) {
   constexpr int64_t kChunk = kPrefetchChunkBytes / sizeof(Src);  // values per chunk
-  if (next == nullptr) return Run::quantize(values, quantized, count, scale, reciprocal, qmax);
+  if (next == nullptr) return Run::quantize(values, quantized, count, scale, qmax);
   for (int64_t i = 0; i < count; i += kChunk) {
     const int64_t chunk = std::min(kChunk, count - i);
     prefetch_lines(reinterpret_cast<const char*>(next + i), chunk * sizeof(Src));
-    Run::quantize(values + i, quantized + i, chunk, scale, reciprocal, qmax);
+    Run::quantize(values + i, quantized + i, chunk, scale, qmax);
   }
 }
 
@@ -223,14 +221,12 @@ __attribute__((always_inline)) inline void quantize_consecutive(const Src* value
   const int64_t group_bytes = std::max<int64_t>(group_size * sizeof(Src), 1);
   const int64_t batch = std::clamp<int64_t>(kBatchBytes / group_bytes, 1, kBatchGroups);
   float batch_scales[kBatchGroups];
-  float reciprocals[kBatchGroups];
   for (int64_t begin = 0; begin < num_groups; begin += batch) {
     const int64_t count = std::min(batch, num_groups - begin);
     for (int64_t group = 0; group < count; ++group) {
       const Src* group_values = values + (begin + group) * group_size;
       const float amax = amax_of_bits(Run::amax_bits(group_values, group_size));
       batch_scales[group] = amax / qmax;
-      reciprocals[group] = qmax / amax;
     }
     for (int64_t group = 0; group < count; ++group) {
       const int64_t first = (begin + group) * group_size;
@@ -242,7 +238,7 @@ __attribute__((always_inline)) inline void quantize_consecutive(const Src* value
         std::memset(quantized + first, 0, static_cast<size_t>(group_size));
       } else {
         quantize_prefetching<Src, kFormat, Run>(values + first, quantized + first, group_size,
-                                                scale, reciprocals[group], qmax, ahead);
+                                                scale, qmax, ahead);
       }
     }
   }
@@ -292,34 +288,27 @@ __attribute__((target("avx2"))) void quantize_consecutive_avx2(const Src* values
 //   order within each 128-bit lane that packssdw undoes);
 // - the bytes of 64 values are packed from int32 lanes by three packs and one permute, in place
 //   of four vpmovdb (two operations each);
-// - q is x * (qmax / amax), a multiply, in place of x / scale, the contract's division, wherever
-//   the two round to the same value of the pool's dtype (below); the 16 values of a register
-//   where they may not are divided (Quantizer);
-// - int8's conversion rounds to nearest even by its encoding; float8's is float8_bits, lane by
-//   lane.
+// - q = x / scale, the contract's division, is a multiply by 1 / scale and two corrections by
+//   FMA, which round as the division does (below), where vdivps would take several cycles of
+//   one port per register; int8's conversion rounds to nearest even by its encoding; float8's is
+//   float8_bits, lane by lane.
 // The clamp's max and min map a NaN to -qmax as the portable clamp does.
 //
-// Why the product rounds as the quotient does. With t = x * qmax / amax (real), the product
-// RN(x * RN(qmax / amax)) and the quotient RN(x / RN(amax / qmax)) each differ from t by two
-// float32 roundings, relative, so from each other by at most 4 x 2^-24 |t| (an underflow adds at
-// most 2^-149). The result changes only where the clamped value crosses a rounding boundary of
-// the pool's dtype, and clamping to +-qmax moves neither past one the other does not reach, so a
-// product farther from every boundary than that bound rounds as the quotient does:
-// - int8: |t| <= qmax <= 127, so the two differ by less than 2^-15; a product farther than
-//   kHalfIntegerMargin = 2^-12 from every half-integer is safe.
-// - float8: the boundaries in the normal range are the float32 values whose bits below the
-//   float8 mantissa (Float8Layout::kShift of them) are 1 followed by zeros; the bound is under
-//   16 of the product's ulps, so a product whose low bits are farther than kMidpointMarginUlps =
-//   32 from that pattern is safe (a binade's edge is a float8 value, not a boundary). A nonzero
-//   product below the smallest normal float8 value is divided (a zero product is x = 0, or t
-//   below 2^-149, where both give a float8 zero of x's sign).
-// The bound needs qmax / amax and amax / qmax normal (multiply_rounds_alike: not for a group
-// with a NaN, an infinity or a tiny amax), else the group is divided throughout.
-// tests/test_quantized.py holds quotients on and beside every boundary and values found by
-// search where a product alone would round otherwise.
-constexpr float kHalfIntegerMargin = 1.0f / 4096;
-constexpr uint32_t kMidpointMarginUlps = 32;
-
+// Why the FMA quotient is the division's. With y = RN(1 / scale), q0 = RN(x * y) lies within
+// two ulps of x / scale; q1 = RN(q0 - RN(q0 * scale - x) * y) within one (the error left is of
+// order 2^-46 relative, before q1's rounding). For q1 within one ulp the remainder q1 * scale - x
+// is a float32, exact, and RN(q1 - (q1 * scale - x) * y) is RN(x / scale), by Markstein's
+// theorem, which holds where the remainders are exact: for scale in [2^-40, 2^40]
+// (quotient_by_fma) and |x / scale| >= 2^-40, y and the qs are normal, and the remainder, a
+// multiple of 2^-127 at least, is exact even where subnormal.
+// Below that the result may differ from the quotient, but is at most about 2^-40 too, and of
+// x's sign or a zero: before a correction's rounding, q - r * y is x * y + q * (1 - scale * y)
+// plus r's rounding error times y, where |x * y| >= 2^-149 * y and the error is at most
+// 2^-150 * y. So it stores the same zero of the pool's dtype: int8 has one, float8 one of each
+// sign, which the remainder's form q * scale - x (fmsub) keeps: for x = -0 it is +0, and
+// q - (+0) * y is -0. A group whose scale lies outside (a NaN, an infinity, a tiny or huge
+// amax) divides. tests/test_quantized.py holds quotients on and beside every rounding boundary,
+// and groups at the edges of that range.
 template <typename Src>
 constexpr bool kInterleavedWidening = std::is_same_v<Src, c10::BFloat16>;
 
@@ -390,36 +379,9 @@ __attribute__((always_inline, MAMBA_STATE_AVX512)) inline uint32_t largest_magni
   }
 }
 
-// Whether a group's products x * reciprocal may stand for its quotients x / scale (above).
-inline bool multiply_rounds_alike(float scale, float reciprocal) {
-  return std::isnormal(scale) && std::isnormal(reciprocal);
-}
-
-// Whether any of 16 products may lie too near a rounding boundary of the pool's dtype for the
-// product to stand for the quotient (above).
-template <QuantizedFormat kFormat>
-__attribute__((always_inline, MAMBA_STATE_AVX512)) inline bool near_a_boundary(__m512 product) {
-  if constexpr (kFormat == QuantizedFormat::kInt8) {
-    // vreduceps: q minus q rounded to nearest, exactly.
-    const __m512 distance = _mm512_abs_ps(_mm512_reduce_ps(product, _MM_FROUND_NO_EXC));
-    return _mm512_cmp_ps_mask(distance, _mm512_set1_ps(0.5f - kHalfIntegerMargin), _CMP_GT_OQ);
-  } else {
-    using Layout = Float8Of<kFormat>;
-    const __m512i bits = _mm512_castps_si512(product);
-    const __m512i magnitude = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff));
-    // The bits below the mantissa within the margin of 1 followed by zeros: their distance from
-    // the pattern less the margin, unsigned, at most twice the margin.
-    const __m512i below = _mm512_and_si512(bits, _mm512_set1_epi32((1 << Layout::kShift) - 1));
-    const __mmask16 near = _mm512_cmple_epu32_mask(
-        _mm512_sub_epi32(below,
-                         _mm512_set1_epi32((1 << (Layout::kShift - 1)) - kMidpointMarginUlps)),
-        _mm512_set1_epi32(2 * kMidpointMarginUlps));
-    // Nonzero and below the smallest normal: the magnitude less 1, unsigned, below its less 1.
-    const __mmask16 denormal =
-        _mm512_cmplt_epu32_mask(_mm512_sub_epi32(magnitude, _mm512_set1_epi32(1)),
-                                _mm512_set1_epi32(Layout::kSmallestNormal - 1));
-    return (near | denormal) != 0;
-  }
+// Whether a group's quotients x / scale may be computed by FMA (above).
+inline bool quotient_by_fma(float scale) {
+  return scale >= 0x1p-40f && scale <= 0x1p40f;
 }
 
 // float8_bits of 16 finite values, each in an int32 lane, from their bits and magnitudes' bits.
@@ -445,21 +407,28 @@ __attribute__((always_inline, MAMBA_STATE_AVX512)) inline __m512i float8_bits_of
 // The pool's bits of 16 values of a group, each in an int32 lane.
 template <QuantizedFormat kFormat>
 struct Quantizer {
-  bool multiply;  // multiply_rounds_alike
+  bool by_fma;  // quotient_by_fma
   __m512 scale, reciprocal, low, high;
 
   __attribute__((always_inline, MAMBA_STATE_AVX512)) __m512 clamped_quotient(__m512 x) const {
-    return _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(x, scale), low), high);
+    if (!by_fma) return _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(x, scale), low), high);
+    __m512 q = _mm512_mul_ps(x, reciprocal);
+    for (int correction = 0; correction < 2; ++correction) {
+      q = _mm512_fnmadd_ps(_mm512_fmsub_ps(q, scale, x), reciprocal, q);
+    }
+    // q is finite, so the clamp needs no NaN's care: for int8 a max and a min (quant_max may be
+    // no integer), for float8 the integer min of magnitudes' bits (below).
+    if constexpr (kFormat == QuantizedFormat::kInt8) {
+      return _mm512_min_ps(_mm512_max_ps(q, low), high);
+    } else {
+      return q;
+    }
   }
 
   __attribute__((always_inline, MAMBA_STATE_AVX512)) __m512i operator()(__m512 x) const {
-    __m512 q = multiply ? _mm512_mul_ps(x, reciprocal) : clamped_quotient(x);
-    if (multiply && __builtin_expect(near_a_boundary<kFormat>(q), 0)) q = clamped_quotient(x);
-    // q is finite unless clamped (a product is; a NaN quotient's clamp is -qmax): what is left
-    // of the clamp for a product is a min, for float8 the integer min of magnitudes' bits.
+    const __m512 q = clamped_quotient(x);
     if constexpr (kFormat == QuantizedFormat::kInt8) {
-      const __m512 clamped = _mm512_min_ps(_mm512_max_ps(q, low), high);
-      return _mm512_cvt_roundps_epi32(clamped, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      return _mm512_cvt_roundps_epi32(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     } else {
       const __m512i bits = _mm512_castps_si512(q);
       const __m512i magnitude = _mm512_min_epu32(
@@ -480,11 +449,10 @@ struct Avx512Run {
   }
 
   __attribute__((MAMBA_STATE_AVX512)) static void quantize(const Src* values, uint8_t* quantized,
-                                                           int64_t count, float scale,
-                                                           float reciprocal, float qmax) {
-    const Quantizer<kFormat> quantizer{multiply_rounds_alike(scale, reciprocal),
-                                       _mm512_set1_ps(scale), _mm512_set1_ps(reciprocal),
-                                       _mm512_set1_ps(-qmax), _mm512_set1_ps(qmax)};
+                                                           int64_t count, float scale, float qmax) {
+    const Quantizer<kFormat> quantizer{quotient_by_fma(scale), _mm512_set1_ps(scale),
+                                       _mm512_set1_ps(1 / scale), _mm512_set1_ps(-qmax),
+                                       _mm512_set1_ps(qmax)};
     int64_t i = 0;
     for (; i + 64 <= count; i += 64) {
       __m512 x[4];
@@ -493,8 +461,7 @@ struct Avx512Run {
       store_bytes<Src, kFormat>(quantizer(x[0]), quantizer(x[1]), quantizer(x[2]), quantizer(x[3]),
                                 quantized + i);
     }
-    PortableRun<Src, kFormat>::quantize(values + i, quantized + i, count - i, scale, reciprocal,
-                                        qmax);
+    PortableRun<Src, kFormat>::quantize(values + i, quantized + i, count - i, scale, qmax);
   }
 };
 
