@@ -446,7 +446,7 @@ def test_scales_at_the_edges_of_the_fma_quotients_range(name, device, source):
     for dtype in QUANTIZED_DTYPES:
         qmax = dtype_max(dtype)
         edges = torch.tensor([2.0**-40, 2.0**40])
-        ulp = 2.0**-7 if source == torch.bfloat16 else 2.0**-22  # two of the source's ulps
+        ulp = 2.0**-7 if source == torch.bfloat16 else 2.0**-22  # one or two of the source's ulps
         amaxes = (edges[:, None] * qmax * torch.tensor([1 - ulp, 1.0, 1 + ulp])).flatten()
         amaxes = amaxes.to(source).float()
         scales = amaxes / qmax

@@ -410,25 +410,23 @@ struct Quantizer {
   bool by_fma;  // quotient_by_fma
   __m512 scale, reciprocal, low, high;
 
-  __attribute__((always_inline, MAMBA_STATE_AVX512)) __m512 clamped_quotient(__m512 x) const {
-    if (!by_fma) return _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(x, scale), low), high);
+  // x / scale, a division's NaN (a NaN group's) as -qmax, where the portable clamp maps it.
+  __attribute__((always_inline, MAMBA_STATE_AVX512)) __m512 quotient(__m512 x) const {
+    if (!by_fma) return _mm512_max_ps(_mm512_div_ps(x, scale), low);
     __m512 q = _mm512_mul_ps(x, reciprocal);
     for (int correction = 0; correction < 2; ++correction) {
       q = _mm512_fnmadd_ps(_mm512_fmsub_ps(q, scale, x), reciprocal, q);
     }
-    // q is finite, so the clamp needs no NaN's care: for int8 a max and a min (quant_max may be
-    // no integer), for float8 the integer min of magnitudes' bits (below).
-    if constexpr (kFormat == QuantizedFormat::kInt8) {
-      return _mm512_min_ps(_mm512_max_ps(q, low), high);
-    } else {
-      return q;
-    }
+    return q;
   }
 
+  // q is not NaN, so what is left of the clamp is for int8 a max and a min (quant_max may be no
+  // integer), for float8 the integer min of magnitudes' bits.
   __attribute__((always_inline, MAMBA_STATE_AVX512)) __m512i operator()(__m512 x) const {
-    const __m512 q = clamped_quotient(x);
+    const __m512 q = quotient(x);
     if constexpr (kFormat == QuantizedFormat::kInt8) {
-      return _mm512_cvt_roundps_epi32(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      const __m512 clamped = _mm512_min_ps(_mm512_max_ps(q, low), high);
+      return _mm512_cvt_roundps_epi32(clamped, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     } else {
       const __m512i bits = _mm512_castps_si512(q);
       const __m512i magnitude = _mm512_min_epu32(
