@@ -291,8 +291,9 @@ __attribute__((target("avx2"))) void quantize_consecutive_avx2(const Src* values
 // - q = x / scale, the contract's division, is a multiply by 1 / scale and two corrections by
 //   FMA, which round as the division does (below), where vdivps would take several cycles of
 //   one port per register; int8's conversion rounds to nearest even by its encoding; float8's is
-//   float8_bits, lane by lane.
-// The clamp's max and min map a NaN to -qmax as the portable clamp does.
+//   float8_bits, lane by lane;
+// - the clamp to [-qmax, qmax] is one vrangeps (after a division, a max first maps a NaN to
+//   -qmax as the portable clamp does).
 //
 // Why the FMA quotient is the division's. With y = RN(1 / scale), q0 = RN(x * y) lies within
 // two ulps of x / scale; q1 = RN(q0 - RN(q0 * scale - x) * y) within one (the error left is of
@@ -404,6 +405,11 @@ __attribute__((always_inline, MAMBA_STATE_AVX512)) inline __m512i float8_bits_of
                                    _mm512_set1_epi32(0x80), 0xf8);
 }
 
+// vrangeps's immediates for the clamp to [-qmax, qmax] in one operation: of q and qmax, the one
+// of smaller magnitude (bits 1:0 = 2), with q's sign (bits 3:2 = 0), or with none (bits 3:2 = 2).
+constexpr int kClampBySign = 0x2;
+constexpr int kClampMagnitude = 0xa;
+
 // The pool's bits of 16 values of a group, each in an int32 lane.
 template <QuantizedFormat kFormat>
 struct Quantizer {
@@ -420,17 +426,16 @@ struct Quantizer {
     return q;
   }
 
-  // q is not NaN, so what is left of the clamp is for int8 a max and a min (quant_max may be no
-  // integer), for float8 the integer min of magnitudes' bits.
+  // q is not NaN, so what is left of the clamp is one vrangeps: for int8 q clamped (quant_max may
+  // be no integer), for float8 its magnitude clamped, the sign taken from q's bits.
   __attribute__((always_inline, MAMBA_STATE_AVX512)) __m512i operator()(__m512 x) const {
     const __m512 q = quotient(x);
     if constexpr (kFormat == QuantizedFormat::kInt8) {
-      const __m512 clamped = _mm512_min_ps(_mm512_max_ps(q, low), high);
-      return _mm512_cvt_roundps_epi32(clamped, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      return _mm512_cvt_roundps_epi32(_mm512_range_ps(q, high, kClampBySign),
+                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     } else {
       const __m512i bits = _mm512_castps_si512(q);
-      const __m512i magnitude = _mm512_min_epu32(
-          _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)), _mm512_castps_si512(high));
+      const __m512i magnitude = _mm512_castps_si512(_mm512_range_ps(q, high, kClampMagnitude));
       return float8_bits_of<kFormat>(bits, magnitude);
     }
   }
