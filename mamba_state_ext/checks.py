@@ -25,7 +25,7 @@ from .constants import (
     TRACK_STEP_OUT_OF_RANGE,
 )
 from .overlap import byte_range, may_overlap_itself, ranges_meet, share_bytes
-from .quantization import QUANTIZED_DTYPES, dtype_max
+from .quantization import QUANTIZED_DTYPES, dtype_max, groups_divide
 
 UPDATE = "mamba_state.update: "
 COPY_SLOTS = "mamba_state.copy_slots: "
@@ -218,7 +218,7 @@ def _check_quantized_kind(op, k, state, intermediate, kind: QuantizedKind) -> No
             f"but states[{k}] has {state.shape[0]} and {state.shape[1]}"
         )
     for d, (groups, size) in enumerate(zip(scales.shape[2:], state_shape)):
-        if (size % groups if groups else size) != 0:
+        if not groups_divide(groups, size):
             raise ValueError(
                 f"{op}state_scales[{k}] has {groups} groups along state dim {d}, which does "
                 f"not divide its {size}"

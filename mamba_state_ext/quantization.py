@@ -27,10 +27,20 @@ def dtype_max(dtype: torch.dtype) -> float:
     return float(torch.iinfo(dtype).max if dtype == torch.int8 else torch.finfo(dtype).max)
 
 
+def groups_divide(groups: int, size: int) -> bool:
+    """Whether a state dim of ``size`` splits into ``groups`` equal blocks: ``groups`` divides
+    ``size``, and 0 groups split only a dim of size 0."""
+    return (size % groups if groups else size) == 0
+
+
 def group_extents(state_shape, groups) -> list[int]:
     """The extent of one group along each state dim: state_shape[d] // groups[d] over the dims
-    the scales have, the whole dim after them."""
-    return [size // groups[d] if d < len(groups) else size for d, size in enumerate(state_shape)]
+    the scales have (0 for 0 groups, which only a dim of size 0 may have), the whole dim after
+    them."""
+    return [
+        (size // groups[d] if groups[d] else 0) if d < len(groups) else size
+        for d, size in enumerate(state_shape)
+    ]
 
 
 def quantize(x: torch.Tensor, state_dims: int, groups, dtype: torch.dtype, qmax: float):

@@ -49,6 +49,8 @@ GROUPS = {
     "blocks": ((4, 6, 5), (2, 3)),
     "odd": ((6, 100), (3,)),
     "large": ((2, 1100), (2,)),
+    "none": ((0, 8), (0,)),  # 0 groups along a dim of size 0
+    "empty": ((4, 0), (4,)),  # groups of no element, whose scales are 0
 }
 
 

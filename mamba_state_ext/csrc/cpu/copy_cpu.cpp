@@ -235,7 +235,8 @@ __attribute__((always_inline)) inline void quantize_consecutive(const Src* value
       const Src* ahead =  // the same group of the next batch
           begin + batch + group < num_groups ? values + first + batch * group_size : nullptr;
       if (scale == 0) {
-        std::memset(quantized + first, 0, static_cast<size_t>(group_size));
+        // fill_n: an empty group's pointer may be null, which memset may not take.
+        std::fill_n(quantized + first, group_size, uint8_t{0});
       } else {
         quantize_prefetching<Src, kFormat, Run>(values + first, quantized + first, group_size,
                                                 scale, qmax, ahead);
