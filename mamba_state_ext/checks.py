@@ -25,7 +25,7 @@ from .constants import (
     TRACK_STEP_OUT_OF_RANGE,
 )
 from .overlap import byte_range, may_overlap_itself, ranges_meet, share_bytes
-from .quantization import QUANTIZED_DTYPES, dtype_max, groups_divide
+from .quantization import QUANTIZED_DTYPES, as_float32, dtype_max, groups_divide
 
 UPDATE = "mamba_state.update: "
 COPY_SLOTS = "mamba_state.copy_slots: "
@@ -237,9 +237,10 @@ def _check_quantized_kind(op, k, state, intermediate, kind: QuantizedKind) -> No
             )
     largest = dtype_max(state.dtype)
     qmax = kind.qmax(state.dtype)
-    if not 0 < qmax <= largest:
+    if not (0 < qmax <= largest and as_float32(qmax) > 0):
         raise ValueError(
-            f"{op}quant_max of states[{k}] must be positive and at most {state.dtype}'s "
+            f"{op}quant_max of states[{k}] must be positive as a float32 and at most "
+            f"{state.dtype}'s "
             f"largest value {largest:g} (got {qmax:g})"
         )
 

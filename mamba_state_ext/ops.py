@@ -36,6 +36,14 @@ def _optional_tensors(items, name: str, op: str = checks.UPDATE) -> list:
     return list(items)
 
 
+def _number(value: float) -> float:
+    """A quant_max as a float: an int too large for one is infinite, which the checks refuse."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def raw_scales(states, intermediates, state_scales, intermediate_scales, quant_max) -> dict:
     """The wrapper's scale arguments (lists aligned with the kinds) as the operator takes them:
     scaled_kinds, and state_scales, intermediate_scales and quant_max aligned with it."""
@@ -65,7 +73,7 @@ def raw_scales(states, intermediates, state_scales, intermediate_scales, quant_m
         cache_scales = [given[k] for k in scaled]
     qmax = None
     if isinstance(quant_max, (int, float)) and not isinstance(quant_max, bool):
-        qmax = [float(quant_max)] * len(scaled)
+        qmax = [_number(quant_max)] * len(scaled)
     elif quant_max is not None:
         if not isinstance(quant_max, (list, tuple)) or not all(
             value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
@@ -85,7 +93,7 @@ def raw_scales(states, intermediates, state_scales, intermediate_scales, quant_m
         if any(value is not None for value in quant_max):
             # A pool that cannot take scales gets no default: the checks name it first.
             qmax = [
-                float(quant_max[k])
+                _number(quant_max[k])
                 if quant_max[k] is not None
                 else dtype_max(states[k].dtype)
                 if states[k].dtype in QUANTIZED_DTYPES

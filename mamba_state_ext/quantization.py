@@ -17,6 +17,8 @@ gets a scale that is not finite; its values are then unspecified.
 
 from __future__ import annotations
 
+import struct
+
 import torch
 
 QUANTIZED_DTYPES = (torch.int8, torch.float8_e4m3fn, torch.float8_e5m2)
@@ -25,6 +27,12 @@ QUANTIZED_DTYPES = (torch.int8, torch.float8_e4m3fn, torch.float8_e5m2)
 def dtype_max(dtype: torch.dtype) -> float:
     """The largest finite value of a quantized dtype: the default qmax (127, 448, 57344)."""
     return float(torch.iinfo(dtype).max if dtype == torch.int8 else torch.finfo(dtype).max)
+
+
+def as_float32(value: float) -> float:
+    """``value`` rounded to float32, as the kernels take ``quant_max`` (finite values up to
+    float32's largest)."""
+    return struct.unpack("f", struct.pack("f", value))[0]
 
 
 def groups_divide(groups: int, size: int) -> bool:

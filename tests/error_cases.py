@@ -548,16 +548,24 @@ QUANTIZED_CASES = [
         "quant-max-range",
         _set(quant_max=[200.0]),
         ValueError,
-        "quant_max of states[0] must be positive and at most torch.int8's largest value 127 "
-        "(got 200)",
+        "quant_max of states[0] must be positive as a float32 and at most torch.int8's largest "
+        "value 127 (got 200)",
         STRUCTURAL,
     ),
     (
         "quant-max-not-positive",
         _set(quant_max=[0.0]),
         ValueError,
-        "quant_max of states[0] must be positive and at most torch.int8's largest value 127 "
-        "(got 0)",
+        "quant_max of states[0] must be positive as a float32 and at most torch.int8's largest "
+        "value 127 (got 0)",
+        STRUCTURAL,
+    ),
+    (
+        "quant-max-zero-as-float32",
+        _set(quant_max=[1e-50]),
+        ValueError,
+        "quant_max of states[0] must be positive as a float32 and at most torch.int8's largest "
+        "value 127 (got 1e-50)",
         STRUCTURAL,
     ),
     (
@@ -626,6 +634,14 @@ QUANTIZED_CASES = [
         _wrapper_scales(state_scales=[torch.zeros(3, 10, 2), None], quant_max="big"),
         TypeError,
         "quant_max must be None, a number, or a list of numbers and None",
+        (WRAPPER,),
+    ),
+    (
+        "wrapper-quant-max-too-large-for-a-float",
+        _wrapper_scales(state_scales=[torch.zeros(3, 10, 2), None], quant_max=10**400),
+        ValueError,
+        "quant_max of states[0] must be positive as a float32 and at most torch.int8's largest "
+        "value 127 (got inf)",
         (WRAPPER,),
     ),
 ]

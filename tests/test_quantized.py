@@ -293,14 +293,17 @@ def test_quant_max(name, quant_max):
 
 
 def test_one_quant_max_for_a_call_with_no_quantized_kind():
-    """One number for every quantized kind: with none, the commit is the plain one."""
+    """One number for every quantized kind: with none, the commit is the plain one, whatever the
+    number (an int too large for a float included)."""
     generator = torch.Generator().manual_seed(7)
     cache = torch.randn(2, 4, 3, 6, 5, generator=generator)
-    pools = [torch.zeros(2, 7, 6, 5) for _ in range(2)]
+    pools = [torch.zeros(2, 7, 6, 5) for _ in range(3)]
     slots, steps = torch.tensor([4, -1, 0, 6]), torch.tensor([2, 1, -1, 0])
     mamba_state_ext.update(pools[0], cache, slots, steps, quant_max=240.0)
     mamba_state_ext.update(pools[1], cache, slots, steps)
+    mamba_state_ext.update(pools[2], cache, slots, steps, quant_max=10**400)
     assert_same_bits(pools[0], pools[1])
+    assert_same_bits(pools[2], pools[1])
     assert pools[0][:, 4].equal(cache[:, 0, 2]) and pools[0][:, 6].equal(cache[:, 3, 0])
     assert not pools[0][:, [0, 1, 2, 3, 5]].any()  # the slots no entry writes
 
