@@ -36,7 +36,7 @@ def _optional_tensors(items, name: str, op: str = checks.UPDATE) -> list:
     return list(items)
 
 
-def _number(value: float) -> float:
+def _as_quant_max(value: int | float) -> float:
     """A quant_max as a float: an int too large for one is infinite, which the checks refuse."""
     try:
         return float(value)
@@ -73,7 +73,7 @@ def raw_scales(states, intermediates, state_scales, intermediate_scales, quant_m
         cache_scales = [given[k] for k in scaled]
     qmax = None
     if isinstance(quant_max, (int, float)) and not isinstance(quant_max, bool):
-        qmax = [_number(quant_max)] * len(scaled)
+        qmax = [_as_quant_max(quant_max)] * len(scaled)
     elif quant_max is not None:
         if not isinstance(quant_max, (list, tuple)) or not all(
             value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
@@ -93,7 +93,7 @@ def raw_scales(states, intermediates, state_scales, intermediate_scales, quant_m
         if any(value is not None for value in quant_max):
             # A pool that cannot take scales gets no default: the checks name it first.
             qmax = [
-                _number(quant_max[k])
+                _as_quant_max(quant_max[k])
                 if quant_max[k] is not None
                 else dtype_max(states[k].dtype)
                 if states[k].dtype in QUANTIZED_DTYPES

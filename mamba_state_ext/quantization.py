@@ -4,8 +4,9 @@ kernels (csrc/quantize.h) must match it bit for bit.
 
 A quantized kind is a pool of int8, float8_e4m3fn or float8_e5m2 values with a float32 scale
 tensor ``[L, C, *S]``: ``S`` has at most as many dims as the state shape ``E``, each dividing the
-matching leading dim of ``E``, and the group of scale element ``s`` is the block of ``E`` of size
-``E[d] / S[d]`` along each of those dims and the whole of every trailing dim ``S`` lacks.
+matching leading dim of ``E`` (a dim of size 0 may have 0 groups), and the group of scale element
+``s`` is the block of ``E`` of size ``E[d] / S[d]`` along each of those dims and the whole of every
+trailing dim ``S`` lacks.
 
 A full-precision group ``x`` (converted to float32 first) is quantized as: ``amax = max(|x|)``;
 ``scale = amax / qmax`` (float32, IEEE division; ``qmax`` as float32); ``q = x / scale`` (IEEE

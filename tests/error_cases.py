@@ -561,6 +561,14 @@ QUANTIZED_CASES = [
         STRUCTURAL,
     ),
     (
+        "quant-max-negative-beyond-float",
+        _set(quant_max=[-1e300]),
+        ValueError,
+        "quant_max of states[0] must be positive as a float32 and at most torch.int8's largest "
+        "value 127 (got -1e+300)",
+        STRUCTURAL,
+    ),
+    (
         "quant-max-zero-as-float32",
         _set(quant_max=[1e-50]),
         ValueError,

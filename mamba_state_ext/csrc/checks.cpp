@@ -152,9 +152,9 @@ void check_quantized_kind(size_t k, const TensorMeta& state, const TensorMeta& i
             "]: ", wanted, " (got ", cache_scales.shape(), ")");
   }
   const double largest = largest_value(*format);
-  // In range first: a double beyond float's range has no float to convert to.
-  require(kind.quant_max <= largest && static_cast<float>(kind.quant_max) > 0, prefix,
-          "quant_max of states[", k, "] must be positive as a float32 and at most ",
+  // In range before the conversion: a double beyond float's range has no float to convert to.
+  require(kind.quant_max > 0 && kind.quant_max <= largest && static_cast<float>(kind.quant_max) > 0,
+          prefix, "quant_max of states[", k, "] must be positive as a float32 and at most ",
           DtypeName{state.dtype}, "'s largest value ", largest, " (got ", kind.quant_max, ")");
 }
 

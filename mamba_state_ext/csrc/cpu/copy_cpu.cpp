@@ -235,7 +235,7 @@ __attribute__((always_inline)) inline void quantize_consecutive(const Src* value
       const Src* ahead =  // the same group of the next batch
           begin + batch + group < num_groups ? values + first + batch * group_size : nullptr;
       if (scale == 0) {
-        // fill_n: an empty group's pointer may be null, which memset may not take.
+        // An empty group's pointer may be null: fill_n of no value is defined for it.
         std::fill_n(quantized + first, group_size, uint8_t{0});
       } else {
         quantize_prefetching<Src, kFormat, Run>(values + first, quantized + first, group_size,
@@ -427,8 +427,9 @@ struct Quantizer {
     return q;
   }
 
-  // q is not NaN, so what is left of the clamp is one vrangeps: for int8 q clamped (quant_max may
-  // be no integer), for float8 its magnitude clamped, the sign taken from q's bits.
+  // The clamp is one vrangeps: for int8 q clamped (quant_max may be no integer), for float8 its
+  // magnitude clamped, the sign taken from q's bits. (A NaN, which only a division gives, is
+  // -qmax by then, as the portable clamp maps it; a NaN group's values are unspecified.)
   __attribute__((always_inline, MAMBA_STATE_AVX512)) __m512i operator()(__m512 x) const {
     const __m512 q = quotient(x);
     if constexpr (kFormat == QuantizedFormat::kInt8) {
