@@ -240,8 +240,7 @@ def _check_quantized_kind(op, k, state, intermediate, kind: QuantizedKind) -> No
     if not (0 < qmax <= largest and as_float32(qmax) > 0):
         raise ValueError(
             f"{op}quant_max of states[{k}] must be positive as a float32 and at most "
-            f"{state.dtype}'s "
-            f"largest value {largest:g} (got {qmax:g})"
+            f"{state.dtype}'s largest value {largest:g} (got {qmax:g})"
         )
 
 
