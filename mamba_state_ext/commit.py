@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 
 from . import checks
-from .ops import TensorOrList, as_list, raw_scales, update
+from .ops import TensorOrList, as_list, update, update_options
 
 
 def commit_verified_states(
@@ -67,9 +67,6 @@ def commit_verified_states(
             f"{checks.UPDATE}pass track_indices and steps_to_track together, or neither"
         )
     step_offset = -1 if accepted_are_lengths else 0
-    scales = dict(
-        state_scales=state_scales, intermediate_scales=intermediate_scales, quant_max=quant_max
-    )
     if check:
         update(
             states,
@@ -81,22 +78,23 @@ def commit_verified_states(
             check=True,
             track_slots=track_indices,
             track_steps=steps_to_track,
-            **scales,
+            state_scales=state_scales,
+            intermediate_scales=intermediate_scales,
+            quant_max=quant_max,
         )
         return
     # The hot path: straight to the operator, without update's argument handling.
     states, intermediates = as_list(states, "states"), as_list(intermediates, "intermediates")
-    raw = {}
-    if state_scales is not None or intermediate_scales is not None or quant_max is not None:
-        raw = raw_scales(states, intermediates, state_scales, intermediate_scales, quant_max)
-    torch.ops.mamba_state.update(
+    options = update_options(
         states,
         intermediates,
-        state_indices,
-        accepted,
-        src_rows=src_rows,
-        step_offset=step_offset,
-        track_slots=track_indices,
-        track_steps=steps_to_track,
-        **raw,
+        src_rows,
+        step_offset,
+        None,  # entry_status
+        track_indices,
+        steps_to_track,
+        state_scales,
+        intermediate_scales,
+        quant_max,
     )
+    torch.ops.mamba_state.update(states, intermediates, state_indices, accepted, **options)
