@@ -88,13 +88,12 @@ def commit_verified_states(
     options = update_options(
         states,
         intermediates,
-        src_rows,
-        step_offset,
-        None,  # entry_status
-        track_indices,
-        steps_to_track,
-        state_scales,
-        intermediate_scales,
-        quant_max,
+        src_rows=src_rows,
+        step_offset=step_offset,
+        track_slots=track_indices,
+        track_steps=steps_to_track,
+        state_scales=state_scales,
+        intermediate_scales=intermediate_scales,
+        quant_max=quant_max,
     )
     torch.ops.mamba_state.update(states, intermediates, state_indices, accepted, **options)

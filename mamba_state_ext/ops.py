@@ -112,14 +112,15 @@ def raw_scales(states, intermediates, state_scales, intermediate_scales, quant_m
 def update_options(
     states,
     intermediates,
-    src_rows,
-    step_offset,
-    entry_status,
-    track_slots,
-    track_steps,
-    state_scales,
-    intermediate_scales,
-    quant_max,
+    *,
+    src_rows=None,
+    step_offset=0,
+    entry_status=None,
+    track_slots=None,
+    track_steps=None,
+    state_scales=None,
+    intermediate_scales=None,
+    quant_max=None,
 ) -> dict:
     """The operator's keyword arguments for an update call, only those not at the schema's
     default: torch parses every keyword a call passes, about 0.3 us each on the CPU."""
@@ -198,14 +199,14 @@ def update(
     options = update_options(
         states,
         intermediates,
-        src_rows,
-        step_offset,
-        entry_status,
-        track_slots,
-        track_steps,
-        state_scales,
-        intermediate_scales,
-        quant_max,
+        src_rows=src_rows,
+        step_offset=step_offset,
+        entry_status=entry_status,
+        track_slots=track_slots,
+        track_steps=track_steps,
+        state_scales=state_scales,
+        intermediate_scales=intermediate_scales,
+        quant_max=quant_max,
     )
     if check:
         call = UpdateCall(states, intermediates, dst_slots, steps, **options)
